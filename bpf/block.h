@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* ABI between bpf/block.bpf.c and userspace/probes/block.c. */
+#ifndef NOVAMON_BPF_BLOCK_H
+#define NOVAMON_BPF_BLOCK_H
+
+#include "events.h"
+
+/*
+ * EV_BLOCK_RQ: one completed request. The header's tgid/tid are those of the
+ * task that issued it (block_rq_issue), not of the completion context.
+ */
+struct block_rq_event {
+	struct event_header h;
+	__u32 major;
+	__u32 minor;
+	__u32 op;    /* REQ_OP_*: 0 read, 1 write, 2 flush, 3 discard, ... */
+	__u32 bytes; /* completed bytes */
+	__u64 latency_ns; /* block_rq_issue to block_rq_complete */
+	__s32 error; /* blk_status_t, 0 = ok */
+	__u32 pad;
+};
+
+#endif /* NOVAMON_BPF_BLOCK_H */

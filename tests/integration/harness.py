@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers for the integration tests: run a real `novamon run`,
+scrape it, and skip (exit 77) or fail when the machine cannot run a test.
+
+Environment:
+  NOVAMON_BIN          path to the novamon binary (set by meson)
+  NOVAMON_REQUIRE_BPF  =1: a test that would skip for lack of root/BPF/BTF fails
+  NOVAMON_REQUIRE_KVM  =1: a test that would skip for lack of /dev/kvm fails
+"""
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+SKIP = 77
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    sys.exit(1)
+
+
+def skip(msg, require=("NOVAMON_REQUIRE_BPF",)):
+    for var in require:
+        if os.environ.get(var) == "1":
+            fail(f"{msg} (and {var}=1, so this skip is a failure)")
+    print(f"SKIP: {msg}", flush=True)
+    sys.exit(SKIP)
+
+
+def need_bpf():
+    if os.geteuid() != 0:
+        skip("needs root (CAP_BPF, CAP_PERFMON)")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        skip("needs kernel BTF (/sys/kernel/btf/vmlinux)")
+
+
+def kvm_usable():
+    """True when /dev/kvm exists and KVM_CREATE_VM works (a nested PVM host has neither)."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        vm = fcntl.ioctl(fd, 0xAE01, 0)  # KVM_CREATE_VM
+        os.close(vm)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def need_kvm():
+    if not kvm_usable():
+        skip("needs a usable /dev/kvm (KVM_CREATE_VM failed or no device)",
+             require=("NOVAMON_REQUIRE_KVM",))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_exposition(text):
+    """{(name, frozenset(labels.items())): value} from Prometheus text format."""
+    out = {}
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        if not m:
+            fail(f"unparsable exposition line: {line!r}")
+        labels = {}
+        if m.group(3):
+            for k, v in label_re.findall(m.group(3)):
+                labels[k] = v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        out[(m.group(1), frozenset(labels.items()))] = float(m.group(4))
+    return out
+
+
+class Daemon:
+    """A `novamon run` on a free loopback port, stopped on exit."""
+
+    def __init__(self, *args, probes=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [os.environ.get("NOVAMON_BIN", "novamon"), "run", "--listen",
+               f"127.0.0.1:{self.port}"]
+        if probes:
+            cmd += ["--probes", probes]
+        cmd += list(args)
+        self.log = open(f"/tmp/novamon-test-{os.getpid()}-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                fail(f"novamon exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                h = self.health()
+                if h.get("status") in ("ok", "degraded"):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        fail(f"novamon did not answer /health within 20 s:\n{self.logs()}")
+
+    def logs(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+
+    def health(self):
+        return json.loads(self.get("/health")[2])
+
+    def metrics(self):
+        return parse_exposition(self.get("/metrics")[2])
+
+    def require_attached(self, family, programs):
+        h = self.health()
+        probes = {(p["family"], p["program"]): p for p in h["capture"]["probes"]}
+        for prog in programs:
+            p = probes.get((family, prog))
+            if not p or not p["attached"]:
+                reason = p["reason"] if p else "no status"
+                fail(f"probe {family}/{prog} not attached: {reason}\n{json.dumps(h, indent=1)}")
+
+    def wait_tick(self, n=2):
+        """Wait for n more ticks so that events already produced are published."""
+        time.sleep(n + 0.2)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                fail("novamon did not stop within 10 s of SIGTERM")
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def value(metrics, name, **labels):
+    """Sum of the samples of name whose labels include the given ones."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in metrics.items() if n == name and want <= set(ls))
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)

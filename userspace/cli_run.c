@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `novamon run`: load the configuration, serve HTTP, start capture, and tick
+ * once per second until SIGINT/SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "capture.h"
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "tick.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: novamon run [OPTIONS]\n"
+		"\n"
+		"Run the monitoring daemon: attach the eBPF probes, compute per-second metrics\n"
+		"per VM, vCPU, disk and interface, and serve them over HTTP.\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE      configuration file (default %s; optional)\n"
+		"  -l, --listen ADDR      HTTP address, HOST:PORT, [V6]:PORT or :PORT (default 127.0.0.1:9477)\n"
+		"      --probes LIST      probe families to attach: kvm,block,net,sched (default all)\n"
+		"      --no-capture       serve the API without attaching any probe\n"
+		"      --ring-bytes N     per-CPU ring buffer size, a power of two (default 8388608)\n"
+		"      --log-level LEVEL  error, warn, info or debug (default info)\n"
+		"  -h, --help             show this help\n"
+		"\n"
+		"Routes: GET /health (JSON status of capture, probes and workers), GET /metrics\n"
+		"(Prometheus text format). Capture needs root (CAP_BPF, CAP_PERFMON) and kernel BTF;\n"
+		"without them the daemon still serves its API and /health says why.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int parse_level(const char *s)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep until the next whole wall-clock second, or a signal. */
+static void sleep_to_next_second(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec++;
+	ts.tv_nsec = 0;
+	while (!stop_requested &&
+	       clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static void log_report(const struct capture *cap)
+{
+	size_t i, attached = 0;
+
+	for (i = 0; i < cap->report.n; i++) {
+		const struct probe_status *ps = &cap->report.items[i];
+
+		if (ps->attached) {
+			attached++;
+			log_debug("probe %s/%s attached to %s", ps->family, ps->program,
+				  ps->tracepoint);
+		} else {
+			log_warn("probe %s/%s (%s) not attached: %s", ps->family, ps->program,
+				 ps->tracepoint, ps->reason);
+		}
+	}
+	if (cap->error[0])
+		log_error("capture is off: %s; serving the API without it", cap->error);
+	else
+		log_info("capture running: %zu programs attached", attached);
+}
+
+int cli_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "probes", required_argument, NULL, 'p' },
+		{ "no-capture", no_argument, NULL, 'n' },
+		{ "ring-bytes", required_argument, NULL, 'r' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config_path = CONFIG_DEFAULT_PATH, *listen = NULL, *probes = NULL;
+	const char *ring_bytes = NULL, *level = NULL;
+	struct http_server_opts hopts = { 0 };
+	struct http_server *http = NULL;
+	struct metric_store *store = NULL;
+	struct registry *reg = NULL;
+	struct capture *cap = NULL;
+	struct tick *tick = NULL;
+	bool config_given = false, no_capture = false;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct config cfg;
+	char err_msg[512];
+	int c, err, ret = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			config_given = true;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'p':
+			probes = optarg;
+			break;
+		case 'n':
+			no_capture = true;
+			break;
+		case 'r':
+			ring_bytes = optarg;
+			break;
+		case 'L':
+			level = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "novamon run: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	config_defaults(&cfg);
+	err = config_load(&cfg, config_path, config_given, err_msg, sizeof(err_msg));
+	if (err) {
+		fprintf(stderr, "novamon run: %s\n", err_msg);
+		return 1;
+	}
+	if (listen)
+		snprintf(cfg.listen, sizeof(cfg.listen), "%s", listen);
+	if (probes && config_parse_probes(probes, &cfg.probes)) {
+		fprintf(stderr, "novamon run: --probes: unknown family in '%s' (kvm, block, net, sched)\n",
+			probes);
+		return 2;
+	}
+	if (no_capture)
+		cfg.capture_enabled = false;
+	if (ring_bytes) {
+		char *end;
+		unsigned long long v = strtoull(ring_bytes, &end, 0);
+
+		if (*end || v < 4096 || (v & (v - 1)) || v > (1ull << 30) || cfg.wakeup_bytes >= v) {
+			if (!*end && v >= 4096 && !(v & (v - 1)) && v <= (1ull << 30)) {
+				cfg.wakeup_bytes = v / 4;
+			} else {
+				fprintf(stderr, "novamon run: --ring-bytes: '%s' is not a power of two between 4096 and 1073741824\n",
+					ring_bytes);
+				return 2;
+			}
+		}
+		cfg.ring_bytes = v;
+	}
+	if (level) {
+		if (parse_level(level) < 0) {
+			fprintf(stderr, "novamon run: --log-level: '%s' is not one of error, warn, info, debug\n",
+				level);
+			return 2;
+		}
+		cfg.log_level = parse_level(level);
+	}
+	log_set_level(cfg.log_level);
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	store = metric_store__new();
+	if (!store)
+		goto out;
+	hopts.listen = cfg.listen;
+	hopts.store = store;
+	http = http_server__start(&hopts);
+	if (!http) {
+		log_error("cannot serve HTTP on %s: %s", cfg.listen, strerror(errno));
+		goto out;
+	}
+	log_info("serving http://%s/ (GET /metrics, GET /health)", cfg.listen);
+
+	reg = registry__new("/proc");
+	if (!reg) {
+		log_error("cannot start the VM registry: %s", strerror(errno));
+		goto out;
+	}
+	cap = capture__start(&cfg);
+	if (!cap) {
+		log_error("cannot start capture: %s%s", strerror(errno),
+			  errno == EINVAL ? " (check capture.topology)" : "");
+		goto out;
+	}
+	log_report(cap);
+	tick = tick__new(&cfg, cap, reg, store);
+	if (!tick) {
+		log_error("cannot start the tick: %s", strerror(errno));
+		goto out;
+	}
+	/* Publish at once so /health answers before the first full second. */
+	tick__run(tick, now_ms());
+	while (!stop_requested) {
+		sleep_to_next_second();
+		if (stop_requested)
+			break;
+		err = tick__run(tick, now_ms());
+		if (err)
+			log_warn("tick failed: %s", strerror(-err));
+	}
+	log_info("stopping");
+	ret = 0;
+out:
+	http_server__stop(http);
+	capture__stop(cap);
+	tick__free(tick);
+	registry__free(reg);
+	metric_store__free(store);
+	return ret;
+}

@@ -1,0 +1,1112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * registry: tgid -> VM identity, tid -> vCPU index, from /proc and (when
+ * built with it) libvirt. See registry.h for the contract.
+ *
+ * One hash table keyed by tgid holds an entry for every process seen in
+ * proc_root, so that a refresh only opens <pid>/stat of processes it already
+ * knows (to notice pid reuse through the start time) and lists <pid>/fd of
+ * new ones. Only KVM users and processes looked up with registry__vm() carry
+ * a struct vm_info. A process that is gone is forgotten at the next refresh,
+ * unless it has a vm_info that was in use (seen as a KVM user or looked up)
+ * in the last REGISTRY_KEEP_MS: events of a VM that just exited may still be
+ * queued and should get its real name.
+ */
+#ifdef __has_include
+#if __has_include("build_config.h")
+#include "build_config.h"
+#endif
+#endif
+#ifndef HAVE_LIBVIRT
+#define HAVE_LIBVIRT 0
+#endif
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "registry.h"
+
+/* How long a gone process's vm_info survives its last use. */
+#define REGISTRY_KEEP_MS 60000
+/*
+ * A process first seen after the first refresh is "young": qemu opens its VM
+ * fd only some time after exec, so its fds are checked again at doubling
+ * intervals (1, 2, 4, ... s after it was first seen) during this window.
+ */
+#define REGISTRY_YOUNG_MS 60000
+/* Upper bound for a command line we parse; qemu's from libvirt are ~5 KiB. */
+#define REGISTRY_CMDLINE_MAX (256 * 1024)
+#define REGISTRY_KVM_VM_LINK "anon_inode:kvm-vm"
+
+struct registry_vcpu {
+	uint32_t tid;
+	int index;
+};
+
+struct registry_proc {
+	struct registry_proc *next; /* hash chain */
+	uint32_t tgid;
+	uint32_t gen; /* refresh generation that last saw it alive */
+	uint64_t starttime; /* stat field 22; 0 when unknown (gone at lookup) */
+	uint64_t first_ms; /* first seen */
+	uint64_t checked_ms; /* last fd scan */
+	uint64_t used_ms; /* last lookup, or last refresh that saw it as a KVM user */
+	uint64_t virt_ms; /* last libvirt match attempt; 0 = never */
+	bool alive;
+	bool checked; /* fds scanned at least once */
+	bool young; /* first seen after the first refresh: recheck fds a few times */
+	bool is_kvm;
+	struct vm_info *info; /* KVM users and looked-up processes only */
+	struct registry_vcpu *vcpus; /* sorted by tid */
+	size_t nvcpus;
+	size_t vcpus_cap;
+};
+
+struct registry {
+	int root_fd;
+	struct registry_proc **buckets;
+	size_t nbuckets; /* a power of two */
+	size_t nprocs;
+	uint32_t gen; /* number of refreshes so far */
+	uint64_t now_ms; /* time of the last refresh */
+	struct registry_virt *virt; /* libvirt state; always NULL without libvirt */
+};
+
+/* libvirt enrichment, at the bottom of this file; no-ops without libvirt. */
+static void registry_virt_refresh(struct registry *r, uint64_t now_ms);
+static void registry_virt_free(struct registry *r);
+
+/* Bucket of tgid in a table of nbuckets (a power of two) buckets. */
+static size_t registry_hash(size_t nbuckets, uint32_t tgid)
+{
+	return (size_t)((tgid * 2654435761u) & (nbuckets - 1));
+}
+
+static struct registry_proc *registry_find(const struct registry *r, uint32_t tgid)
+{
+	struct registry_proc *p;
+
+	for (p = r->buckets[registry_hash(r->nbuckets, tgid)]; p; p = p->next)
+		if (p->tgid == tgid)
+			return p;
+	return NULL;
+}
+
+static int registry_grow(struct registry *r)
+{
+	size_t n = r->nbuckets * 2, i;
+	struct registry_proc **b;
+
+	b = calloc(n, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (i = 0; i < r->nbuckets; i++) {
+		struct registry_proc *p = r->buckets[i], *next;
+
+		for (; p; p = next) {
+			size_t h = registry_hash(n, p->tgid);
+
+			next = p->next;
+			p->next = b[h];
+			b[h] = p;
+		}
+	}
+	free(r->buckets);
+	r->buckets = b;
+	r->nbuckets = n;
+	return 0;
+}
+
+static struct registry_proc *registry_add(struct registry *r, uint32_t tgid)
+{
+	struct registry_proc *p;
+	size_t h;
+
+	/* Growing is best effort: long chains are slow, not wrong. */
+	if (r->nprocs >= r->nbuckets && registry_grow(r))
+		log_debug("registry: cannot grow the hash table");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->tgid = tgid;
+	p->first_ms = r->now_ms;
+	p->young = r->gen > 1;
+	h = registry_hash(r->nbuckets, tgid);
+	p->next = r->buckets[h];
+	r->buckets[h] = p;
+	r->nprocs++;
+	return p;
+}
+
+/* Forget everything learned about the process (pid reused). */
+static void registry_proc_reset(struct registry_proc *p)
+{
+	free(p->info);
+	p->info = NULL;
+	free(p->vcpus);
+	p->vcpus = NULL;
+	p->nvcpus = 0;
+	p->vcpus_cap = 0;
+	p->checked = false;
+	p->is_kvm = false;
+	p->virt_ms = 0;
+}
+
+static void registry_proc_free(struct registry_proc *p)
+{
+	if (!p)
+		return;
+	registry_proc_reset(p);
+	free(p);
+}
+
+/*
+ * Read the file at path (relative to dirfd) into buf, NUL-terminated, at
+ * most size - 1 bytes. Returns the length read or a negative errno.
+ */
+static ssize_t registry_read_at(int dirfd, const char *path, char *buf, size_t size)
+{
+	size_t len = 0;
+	int fd;
+
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len < size - 1) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			close(fd);
+			return n;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/*
+ * The start time (clock ticks after boot, field 22 of <pid>/stat) of tgid.
+ * Returns 0, -ENOENT/-ESRCH when the process is gone, -EINVAL on a bad line.
+ */
+static int registry_read_starttime(const struct registry *r, uint32_t tgid, uint64_t *out)
+{
+	char path[32], buf[1024], *s, *end;
+	ssize_t n;
+	int field;
+
+	snprintf(path, sizeof(path), "%u/stat", tgid);
+	n = registry_read_at(r->root_fd, path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	/* comm (field 2) may hold spaces and parentheses: skip to the last ')'. */
+	s = strrchr(buf, ')');
+	if (!s)
+		return -EINVAL;
+	s++;
+	for (field = 3; field < 22; field++) {
+		s = strchr(s + 1, ' ');
+		if (!s)
+			return -EINVAL;
+	}
+	errno = 0;
+	*out = strtoull(s + 1, &end, 10);
+	if (errno || end == s + 1)
+		return -EINVAL;
+	return 0;
+}
+
+/* Does tgid hold a KVM VM fd? A process we may not look into does not. */
+static bool registry_scan_fds(const struct registry *r, uint32_t tgid)
+{
+	char path[32], link[sizeof(REGISTRY_KVM_VM_LINK) + 1];
+	struct dirent *de;
+	bool found = false;
+	DIR *dir = NULL;
+	int fd;
+
+	snprintf(path, sizeof(path), "%u/fd", tgid);
+	fd = openat(r->root_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return false;
+	}
+	while (!found && (de = readdir(dir))) {
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		n = readlinkat(fd, de->d_name, link, sizeof(link));
+		found = n == (ssize_t)strlen(REGISTRY_KVM_VM_LINK) &&
+			!memcmp(link, REGISTRY_KVM_VM_LINK, (size_t)n);
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * Copy src (len bytes) into dst of size size, NUL-terminated, cutting at a
+ * UTF-8 character boundary when it does not fit.
+ */
+static void registry_copy(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size) {
+		len = size - 1;
+		while (len && ((unsigned char)src[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/*
+ * The guest name in a qemu `-name` value, QemuOpts syntax: comma-separated
+ * elements, ",," is a literal comma; `guest=NAME` names the guest, and so
+ * does a first element without '=' (the implied option). Writes "" into name
+ * when there is none.
+ */
+static void registry_parse_name_opt(const char *val, char *name, size_t size)
+{
+	char buf[sizeof(((struct vm_info *)0)->name) * 2];
+	const char *p = val;
+	bool first = true;
+
+	name[0] = '\0';
+	while (*p) {
+		size_t klen = strcspn(p, "=,"), len = 0;
+		bool is_name;
+
+		if (p[klen] == '=') {
+			is_name = klen == 5 && !memcmp(p, "guest", 5);
+			p += klen + 1;
+		} else {
+			/* A flag ("foo") or, first, the implied guest name. */
+			is_name = first;
+		}
+		/* The value runs to the next single comma. */
+		for (; *p; p++) {
+			if (*p == ',') {
+				if (p[1] != ',')
+					break;
+				p++;
+			}
+			if (len < sizeof(buf) - 1)
+				buf[len++] = *p;
+		}
+		if (is_name)
+			registry_copy(name, size, buf, len);
+		if (*p == ',')
+			p++;
+		first = false;
+	}
+}
+
+/* Is s a UUID in the 8-4-4-4-12 hex form? */
+static bool registry_is_uuid(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
+static void registry_set_uuid(struct vm_info *info, const char *s)
+{
+	int i;
+
+	if (!registry_is_uuid(s))
+		return;
+	for (i = 0; i < 36; i++)
+		info->uuid[i] = (char)tolower((unsigned char)s[i]);
+	info->uuid[36] = '\0';
+}
+
+/*
+ * Fill name and uuid of info from <tgid>/cmdline. A later -name or -uuid
+ * wins, as in qemu. Returns 0 or a negative errno (the process is gone).
+ */
+static int registry_parse_cmdline(const struct registry *r, struct vm_info *info)
+{
+	size_t size = 4096, len;
+	char path[32], *buf = NULL, *p, *end;
+	ssize_t n;
+	int err;
+
+	snprintf(path, sizeof(path), "%u/cmdline", info->tgid);
+	for (;;) {
+		char *nbuf = realloc(buf, size);
+
+		if (!nbuf) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
+		buf = nbuf;
+		n = registry_read_at(r->root_fd, path, buf, size);
+		if (n < 0) {
+			err = (int)n;
+			goto cleanup;
+		}
+		if ((size_t)n < size - 1 || size >= REGISTRY_CMDLINE_MAX)
+			break;
+		size *= 2;
+	}
+	len = (size_t)n;
+	end = buf + len;
+	for (p = buf; p < end; p += strlen(p) + 1) {
+		const char *arg = p, *val = p + strlen(p) + 1;
+
+		if (val >= end)
+			break;
+		if (!strcmp(arg, "-name"))
+			registry_parse_name_opt(val, info->name, sizeof(info->name));
+		else if (!strcmp(arg, "-uuid"))
+			registry_set_uuid(info, val);
+	}
+	err = 0;
+cleanup:
+	free(buf);
+	return err;
+}
+
+/* "CPU <n>/KVM" (with or without the newline) -> n; -1 otherwise. */
+static int registry_parse_vcpu_comm(const char *comm)
+{
+	const char *p = comm + 4;
+	long n = 0;
+
+	if (strncmp(comm, "CPU ", 4) || !isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		n = n * 10 + (*p - '0');
+		if (n > 1000000)
+			return -1;
+	}
+	if (strncmp(p, "/KVM", 4))
+		return -1;
+	p += 4;
+	if (*p == '\n')
+		p++;
+	return *p ? -1 : (int)n;
+}
+
+static int registry_read_vcpu(const struct registry *r, uint32_t tgid, uint32_t tid)
+{
+	char path[64], comm[64];
+
+	snprintf(path, sizeof(path), "%u/task/%u/comm", tgid, tid);
+	if (registry_read_at(r->root_fd, path, comm, sizeof(comm)) < 0)
+		return -1;
+	return registry_parse_vcpu_comm(comm);
+}
+
+static int registry_vcpu_cmp(const void *a, const void *b)
+{
+	const struct registry_vcpu *x = a, *y = b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+static struct registry_vcpu *registry_vcpu_find(const struct registry_proc *p, uint32_t tid)
+{
+	struct registry_vcpu key = { .tid = tid };
+
+	if (!p->nvcpus)
+		return NULL;
+	return bsearch(&key, p->vcpus, p->nvcpus, sizeof(key), registry_vcpu_cmp);
+}
+
+static int registry_vcpu_push(struct registry_vcpu **v, size_t *n, size_t *cap, uint32_t tid,
+			      int index)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		struct registry_vcpu *nv = realloc(*v, ncap * sizeof(**v));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[*n].tid = tid;
+	(*v)[*n].index = index;
+	(*n)++;
+	return 0;
+}
+
+/*
+ * Rebuild the vCPU list of p from <tgid>/task. The comm of a thread known
+ * as a vCPU is not read again (a tid is not reused while the pid space has
+ * not wrapped); other threads are read, since qemu names a vCPU thread only
+ * after creating it. Keeps the old list when the task dir is unreadable.
+ */
+static int registry_update_vcpus(const struct registry *r, struct registry_proc *p)
+{
+	struct registry_vcpu *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *dir = NULL;
+	char path[32];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%u/task", p->tgid);
+	fd = openat(r->root_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	while ((de = readdir(dir))) {
+		const struct registry_vcpu *old;
+		unsigned long tid;
+		char *end;
+		int index;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		tid = strtoul(de->d_name, &end, 10);
+		if (*end || tid > UINT32_MAX)
+			continue;
+		old = registry_vcpu_find(p, (uint32_t)tid);
+		index = old ? old->index : registry_read_vcpu(r, p->tgid, (uint32_t)tid);
+		if (index < 0)
+			continue;
+		err = registry_vcpu_push(&v, &n, &cap, (uint32_t)tid, index);
+		if (err)
+			goto cleanup;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), registry_vcpu_cmp);
+	free(p->vcpus);
+	p->vcpus = v;
+	p->nvcpus = n;
+	p->vcpus_cap = cap;
+	v = NULL;
+	err = 0;
+cleanup:
+	free(v);
+	closedir(dir);
+	return err;
+}
+
+/* Create p->info from the command line ("pid-<tgid>" when gone or unnamed). */
+static int registry_resolve(const struct registry *r, struct registry_proc *p)
+{
+	struct vm_info *info;
+
+	info = calloc(1, sizeof(*info));
+	if (!info)
+		return -ENOMEM;
+	info->tgid = p->tgid;
+	if (p->alive) {
+		if (registry_parse_cmdline(r, info) == -ENOMEM) {
+			free(info);
+			return -ENOMEM;
+		}
+		info->last_seen_ms = r->now_ms;
+	}
+	if (!info->name[0])
+		snprintf(info->name, sizeof(info->name), "pid-%u", p->tgid);
+	info->is_kvm = p->is_kvm;
+	p->info = info;
+	return 0;
+}
+
+/* Scan the fds of p; a process turning out to be a KVM user gets resolved. */
+static int registry_check(const struct registry *r, struct registry_proc *p, uint64_t now_ms)
+{
+	p->is_kvm = registry_scan_fds(r, p->tgid);
+	p->checked = true;
+	p->checked_ms = now_ms;
+	if (!p->is_kvm)
+		return 0;
+	if (p->info) {
+		p->info->is_kvm = 1;
+		return 0;
+	}
+	return registry_resolve(r, p);
+}
+
+/* Should the fds of p be listed in this refresh? */
+static bool registry_needs_check(const struct registry_proc *p, uint64_t now_ms)
+{
+	uint64_t age, since;
+
+	if (!p->checked)
+		return true;
+	/* qemu does not close its VM fd; whoever else does is rare enough. */
+	if (p->is_kvm || !p->young || now_ms < p->checked_ms)
+		return false;
+	age = now_ms - p->first_ms;
+	since = now_ms - p->checked_ms;
+	return age < REGISTRY_YOUNG_MS && since >= p->checked_ms - p->first_ms;
+}
+
+static bool registry_parse_pid(const char *s, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v == 0 || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Look at one live pid during a refresh. */
+static int registry_visit(struct registry *r, uint32_t tgid, uint64_t now_ms)
+{
+	struct registry_proc *p;
+	uint64_t starttime;
+	int err;
+
+	if (registry_read_starttime(r, tgid, &starttime))
+		return 0; /* gone since readdir, or not a process */
+	p = registry_find(r, tgid);
+	if (p && p->starttime != starttime) {
+		log_debug("registry: pid %u was reused", tgid);
+		registry_proc_reset(p);
+		p->first_ms = now_ms;
+		p->young = r->gen > 1;
+	}
+	if (!p) {
+		p = registry_add(r, tgid);
+		if (!p)
+			return -ENOMEM;
+	}
+	p->starttime = starttime;
+	p->gen = r->gen;
+	p->alive = true;
+	if (registry_needs_check(p, now_ms)) {
+		err = registry_check(r, p, now_ms);
+		if (err)
+			return err;
+	}
+	if (p->info)
+		p->info->last_seen_ms = now_ms;
+	if (p->is_kvm) {
+		p->used_ms = now_ms;
+		/* A thread list that cannot be read keeps the last one. */
+		registry_update_vcpus(r, p);
+	}
+	return 0;
+}
+
+/* Drop processes not seen by this refresh, keeping recently used VM names. */
+static void registry_sweep(struct registry *r, uint64_t now_ms)
+{
+	size_t i;
+
+	for (i = 0; i < r->nbuckets; i++) {
+		struct registry_proc **pp = &r->buckets[i];
+
+		while (*pp) {
+			struct registry_proc *p = *pp;
+
+			if (p->gen == r->gen) {
+				pp = &p->next;
+				continue;
+			}
+			if (p->info && now_ms >= p->used_ms &&
+			    now_ms - p->used_ms < REGISTRY_KEEP_MS) {
+				p->alive = false;
+				pp = &p->next;
+				continue;
+			}
+			*pp = p->next;
+			r->nprocs--;
+			registry_proc_free(p);
+		}
+	}
+}
+
+struct registry *registry__new(const char *proc_root)
+{
+	struct registry *r;
+	int err;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->root_fd = -1;
+	r->nbuckets = 1024;
+	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
+	if (!r->buckets) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	r->root_fd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->root_fd < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	return r;
+cleanup:
+	registry__free(r);
+	errno = -err;
+	return NULL;
+}
+
+void registry__free(struct registry *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	registry_virt_free(r);
+	for (i = 0; r->buckets && i < r->nbuckets; i++) {
+		struct registry_proc *p = r->buckets[i], *next;
+
+		for (; p; p = next) {
+			next = p->next;
+			registry_proc_free(p);
+		}
+	}
+	free(r->buckets);
+	if (r->root_fd >= 0)
+		close(r->root_fd);
+	free(r);
+}
+
+static bool registry_is_live_vm(const struct registry_proc *p)
+{
+	return p->alive && p->is_kvm && p->info;
+}
+
+int registry__refresh(struct registry *r, uint64_t now_ms)
+{
+	struct dirent *de;
+	DIR *dir = NULL;
+	int fd, err, count = 0;
+	size_t i;
+
+	r->gen++;
+	r->now_ms = now_ms;
+	fd = openat(r->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	for (;;) {
+		uint32_t tgid;
+
+		errno = 0;
+		de = readdir(dir);
+		if (!de) {
+			err = -errno;
+			break;
+		}
+		if (!registry_parse_pid(de->d_name, &tgid))
+			continue;
+		err = registry_visit(r, tgid, now_ms);
+		if (err)
+			break;
+	}
+	closedir(dir);
+	/* After a failed scan, entries not reached yet must not be dropped. */
+	if (err)
+		return err;
+	registry_sweep(r, now_ms);
+	registry_virt_refresh(r, now_ms);
+	for (i = 0; i < r->nbuckets; i++) {
+		const struct registry_proc *p;
+
+		for (p = r->buckets[i]; p; p = p->next)
+			count += registry_is_live_vm(p);
+	}
+	return count;
+}
+
+const struct vm_info *registry__vm(struct registry *r, uint32_t tgid)
+{
+	struct registry_proc *p;
+	uint64_t starttime;
+
+	p = registry_find(r, tgid);
+	if (p && p->info) {
+		p->used_ms = r->now_ms;
+		return p->info;
+	}
+	if (!p) {
+		p = registry_add(r, tgid);
+		if (!p)
+			return NULL;
+		/* gen 0: the next refresh drops it unless it sees the process. */
+		if (!registry_read_starttime(r, tgid, &starttime)) {
+			p->starttime = starttime;
+			p->alive = true;
+		}
+	}
+	/*
+	 * Also rescan a process checked as not KVM before: one that is looked up
+	 * is likely to be a VM that opened its VM fd after that check.
+	 */
+	if (p->alive && registry_check(r, p, r->now_ms))
+		return NULL;
+	if (!p->info && registry_resolve(r, p))
+		return NULL;
+	if (p->is_kvm)
+		registry_update_vcpus(r, p);
+	p->used_ms = r->now_ms;
+	return p->info;
+}
+
+int registry__vcpu(struct registry *r, uint32_t tgid, uint32_t tid)
+{
+	struct registry_proc *p = registry_find(r, tgid);
+	const struct registry_vcpu *v;
+	size_t pos;
+	int index;
+
+	if (!p || !p->is_kvm)
+		return registry_read_vcpu(r, tgid, tid);
+	v = registry_vcpu_find(p, tid);
+	if (v)
+		return v->index;
+	index = registry_read_vcpu(r, tgid, tid);
+	if (index < 0)
+		return -1;
+	/* Insert in tid order; on allocation failure the answer stays right. */
+	if (registry_vcpu_push(&p->vcpus, &p->nvcpus, &p->vcpus_cap, tid, index))
+		return index;
+	for (pos = p->nvcpus - 1; pos && p->vcpus[pos - 1].tid > tid; pos--)
+		p->vcpus[pos] = p->vcpus[pos - 1];
+	p->vcpus[pos].tid = tid;
+	p->vcpus[pos].index = index;
+	return index;
+}
+
+size_t registry__vcpu_tids(struct registry *r, uint32_t *tids, size_t max)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < r->nbuckets; i++) {
+		const struct registry_proc *p;
+
+		for (p = r->buckets[i]; p; p = p->next) {
+			if (!registry_is_live_vm(p))
+				continue;
+			for (j = 0; j < p->nvcpus && n < max; j++)
+				tids[n++] = p->vcpus[j].tid;
+		}
+	}
+	return n;
+}
+
+int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, void *), void *ctx)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < r->nbuckets; i++) {
+		const struct registry_proc *p;
+
+		for (p = r->buckets[i]; p; p = p->next) {
+			if (!registry_is_live_vm(p))
+				continue;
+			ret = fn(p->info, ctx);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+#if HAVE_LIBVIRT
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+/* Retry interval after a failed connection to libvirtd. */
+#define REGISTRY_VIRT_RETRY_MS 30000
+/* Interval between two matches of all VMs (tenant metadata may change). */
+#define REGISTRY_VIRT_FULL_MS 30000
+#define REGISTRY_VIRT_NS "https://novacron.io/xmlns/novamon/1"
+
+struct registry_virt {
+	virConnectPtr conn;
+	char *uri; /* NULL: "qemu:///system", when its socket exists */
+	uint64_t retry_ms; /* earliest next connection attempt */
+	uint64_t full_ms; /* next match of all VMs */
+};
+
+static struct registry_virt *registry_virt_get(struct registry *r)
+{
+	if (!r->virt)
+		r->virt = calloc(1, sizeof(*r->virt));
+	return r->virt;
+}
+
+/* libvirt prints every error to stderr by default; we only debug-log. */
+static void registry_virt_on_error(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	log_debug("registry: libvirt: %s", err && err->message ? err->message : "error");
+}
+
+static void registry_virt_close(struct registry_virt *v)
+{
+	if (v->conn)
+		virConnectClose(v->conn);
+	v->conn = NULL;
+}
+
+/*
+ * Connected to libvirtd? Connects when it is not, at most once every
+ * REGISTRY_VIRT_RETRY_MS, and only when its read-only socket exists, so
+ * that a host without libvirtd costs one access() per retry interval.
+ */
+static bool registry_virt_connect(struct registry_virt *v, uint64_t now_ms)
+{
+	if (v->conn && virConnectIsAlive(v->conn) == 1)
+		return true;
+	registry_virt_close(v);
+	if (now_ms < v->retry_ms)
+		return false;
+	v->retry_ms = now_ms + REGISTRY_VIRT_RETRY_MS;
+	if (!v->uri && access("/run/libvirt/libvirt-sock-ro", F_OK) &&
+	    access("/var/run/libvirt/libvirt-sock-ro", F_OK))
+		return false;
+	/* Process wide; libvirt has no per-open error handler. */
+	virSetErrorFunc(NULL, registry_virt_on_error);
+	v->conn = virConnectOpenReadOnly(v->uri ? v->uri : "qemu:///system");
+	if (!v->conn)
+		return false;
+	log_debug("registry: connected to libvirt");
+	v->full_ms = 0;
+	return true;
+}
+
+/* Decode the five predefined XML entities of s[0..len) into dst. */
+static void registry_virt_xml_text(char *dst, size_t size, const char *s, size_t len)
+{
+	static const struct {
+		const char *ent;
+		char c;
+	} ents[] = { { "&amp;", '&' },
+		     { "&lt;", '<' },
+		     { "&gt;", '>' },
+		     { "&quot;", '"' },
+		     { "&apos;", '\'' } };
+	char buf[256];
+	size_t i, n = 0;
+
+	while (len && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	for (i = 0; i < len && n < sizeof(buf); i++) {
+		size_t k;
+
+		buf[n] = s[i];
+		for (k = 0; s[i] == '&' && k < sizeof(ents) / sizeof(ents[0]); k++) {
+			size_t el = strlen(ents[k].ent);
+
+			if (len - i >= el && !memcmp(s + i, ents[k].ent, el)) {
+				buf[n] = ents[k].c;
+				i += el - 1;
+				break;
+			}
+		}
+		n++;
+	}
+	registry_copy(dst, size, buf, n);
+}
+
+/*
+ * The tenant in our metadata element, as libvirt returns it, e.g.
+ * `<tenant xmlns="...">acme</tenant>` or `<novamon tenant="acme"/>`: the
+ * `tenant` attribute when there is one, else the element's text. Not an XML
+ * parser; good for the element we write ourselves.
+ */
+static void registry_virt_parse_tenant(const char *xml, char *tenant, size_t size)
+{
+	const char *s, *e;
+
+	tenant[0] = '\0';
+	s = strstr(xml, " tenant=");
+	if (s) {
+		char q = s[8];
+
+		s += 9;
+		e = (q == '"' || q == '\'') ? strchr(s, q) : NULL;
+		if (e)
+			registry_virt_xml_text(tenant, size, s, (size_t)(e - s));
+		return;
+	}
+	s = strchr(xml, '>');
+	if (!s || s[-1] == '/')
+		return;
+	s++;
+	e = strchr(s, '<');
+	if (e)
+		registry_virt_xml_text(tenant, size, s, (size_t)(e - s));
+}
+
+/* The live KVM VM with this UUID, or else one with this name and no UUID, or NULL. */
+static struct registry_proc *registry_virt_match(struct registry *r, const char *uuid,
+						 const char *name)
+{
+	struct registry_proc *p, *by_name = NULL;
+	size_t i;
+
+	for (i = 0; i < r->nbuckets; i++) {
+		for (p = r->buckets[i]; p; p = p->next) {
+			if (!registry_is_live_vm(p))
+				continue;
+			if (uuid && !strcasecmp(p->info->uuid, uuid))
+				return p;
+			/* A VM whose UUID we know is matched by UUID only. */
+			if (!by_name && !p->info->uuid[0] && !strcmp(p->info->name, name))
+				by_name = p;
+		}
+	}
+	return by_name;
+}
+
+static void registry_virt_apply(struct registry *r, virDomainPtr dom)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN], *xml;
+	struct registry_proc *p;
+	const char *name;
+	bool has_uuid;
+
+	name = virDomainGetName(dom);
+	if (!name)
+		return;
+	has_uuid = !virDomainGetUUIDString(dom, uuid);
+	p = registry_virt_match(r, has_uuid ? uuid : NULL, name);
+	if (!p)
+		return;
+	registry_copy(p->info->name, sizeof(p->info->name), name, strlen(name));
+	if (has_uuid)
+		registry_set_uuid(p->info, uuid);
+	/* Fails with VIR_ERR_NO_DOMAIN_METADATA when there is none. */
+	xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, REGISTRY_VIRT_NS, 0);
+	if (xml)
+		registry_virt_parse_tenant(xml, p->info->tenant, sizeof(p->info->tenant));
+	else
+		p->info->tenant[0] = '\0';
+	free(xml);
+}
+
+/*
+ * Match active libvirt domains to live KVM VMs: when a VM appeared that was
+ * never matched, and every REGISTRY_VIRT_FULL_MS. Errors are only logged at
+ * debug: the registry works from /proc alone.
+ */
+static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
+{
+	struct registry_virt *v = registry_virt_get(r);
+	virDomainPtr *doms = NULL;
+	bool need = false;
+	size_t i;
+	int n, k;
+
+	if (!v || !registry_virt_connect(v, now_ms))
+		return;
+	for (i = 0; i < r->nbuckets; i++) {
+		struct registry_proc *p;
+
+		for (p = r->buckets[i]; p; p = p->next) {
+			if (!registry_is_live_vm(p))
+				continue;
+			need |= !p->virt_ms;
+			p->virt_ms = now_ms ? now_ms : 1;
+		}
+	}
+	if (!need && now_ms < v->full_ms)
+		return;
+	n = virConnectListAllDomains(v->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (n < 0) {
+		registry_virt_close(v);
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		registry_virt_apply(r, doms[k]);
+		virDomainFree(doms[k]);
+	}
+	free(doms);
+	v->full_ms = now_ms + REGISTRY_VIRT_FULL_MS;
+}
+
+static void registry_virt_free(struct registry *r)
+{
+	if (!r->virt)
+		return;
+	registry_virt_close(r->virt);
+	free(r->virt->uri);
+	free(r->virt);
+	r->virt = NULL;
+}
+
+int registry__set_libvirt_uri(struct registry *r, const char *uri)
+{
+	struct registry_virt *v = registry_virt_get(r);
+	char *copy = NULL;
+
+	if (!v)
+		return -ENOMEM;
+	if (uri) {
+		copy = strdup(uri);
+		if (!copy)
+			return -ENOMEM;
+	}
+	registry_virt_close(v);
+	free(v->uri);
+	v->uri = copy;
+	v->retry_ms = 0;
+	return 0;
+}
+#else /* !HAVE_LIBVIRT */
+static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
+{
+	(void)r;
+	(void)now_ms;
+}
+
+static void registry_virt_free(struct registry *r)
+{
+	(void)r;
+}
+
+int registry__set_libvirt_uri(struct registry *r, const char *uri)
+{
+	(void)r;
+	(void)uri;
+	return -EOPNOTSUPP;
+}
+#endif /* HAVE_LIBVIRT */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * registry: who is who on this host. Maps a process (tgid) that uses KVM to
+ * a VM identity, and a thread (tid) of it to a vCPU index.
+ *
+ * Sources, in order of preference:
+ *   - libvirt (when built with it and libvirtd answers): domain name, UUID,
+ *     and the tenant from the domain metadata;
+ *   - the qemu command line in <proc>/<tgid>/cmdline: `-name guest=NAME,...`
+ *     or `-name NAME`, and `-uuid UUID`;
+ *   - otherwise the VM is called "pid-<tgid>".
+ * vCPU threads are those whose <proc>/<tgid>/task/<tid>/comm reads
+ * "CPU <n>/KVM" (qemu names them so with debug-threads=on, which libvirt sets).
+ *
+ * The registry is owned and used by one thread (the 1 Hz tick); it is not
+ * thread safe. Nothing here runs on the per-event path.
+ */
+#ifndef NOVAMON_REGISTRY_H
+#define NOVAMON_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm_info {
+	uint32_t tgid;
+	char name[128]; /* never empty: "pid-<tgid>" when nothing better is known */
+	char uuid[40]; /* "" when unknown */
+	char tenant[64]; /* "" when unknown */
+	int is_kvm; /* the process holds a KVM VM fd (anon_inode:kvm-vm) */
+	uint64_t last_seen_ms;
+};
+
+struct registry;
+
+/*
+ * Create a registry reading proc_root ("/proc" in production, a fake tree in
+ * tests). Returns NULL with errno set on failure.
+ */
+struct registry *registry__new(const char *proc_root);
+/* Free the registry; NULL is fine. */
+void registry__free(struct registry *r);
+
+/*
+ * Rescan proc_root for KVM users (processes holding anon_inode:kvm-vm),
+ * resolve their names and vCPU threads, and forget processes that are gone.
+ * The VM of a process that is gone stays resolvable by registry__vm() and
+ * registry__vcpu() (for late events) until it has been unused for 60 s, but
+ * is no longer counted, iterated or listed. Returns the number of live KVM
+ * VMs known, or a negative errno. now_ms is any monotonic clock in ms.
+ */
+int registry__refresh(struct registry *r, uint64_t now_ms);
+
+/*
+ * The VM of tgid. A tgid not known yet is resolved on the spot from
+ * proc_root (so a VM that appeared since the last refresh is named right);
+ * a process that is already gone gets name "pid-<tgid>". Never returns NULL
+ * except on allocation failure. The pointer is valid until the next refresh.
+ */
+const struct vm_info *registry__vm(struct registry *r, uint32_t tgid);
+
+/*
+ * The vCPU index of thread tid in tgid from its comm ("CPU 3/KVM" -> 3), or
+ * -1 when the thread is not a named vCPU thread or is gone.
+ */
+int registry__vcpu(struct registry *r, uint32_t tgid, uint32_t tid);
+
+/*
+ * Fill tids with up to max vCPU thread ids of all known VMs (for the
+ * scheduler probe's filter). Returns how many were written.
+ */
+size_t registry__vcpu_tids(struct registry *r, uint32_t *tids, size_t max);
+
+/*
+ * Iterate over known KVM VMs: call fn(info, ctx) for each. Stops early and
+ * returns fn's value when it is non-zero; returns 0 otherwise.
+ */
+int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, void *), void *ctx);
+
+/*
+ * Talk to libvirt at uri instead of "qemu:///system" (a config option, and
+ * "test:///default" in tests); uri NULL restores the default. The default
+ * is only tried when libvirtd's read-only socket exists; a set uri always
+ * is. Takes effect at the next refresh. Returns 0, -ENOMEM, or -EOPNOTSUPP
+ * when built without libvirt.
+ */
+int registry__set_libvirt_uri(struct registry *r, const char *uri);
+
+#endif /* NOVAMON_REGISTRY_H */

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker: one capture thread per NUMA node, pinned to that node's CPUs,
+ * with its memory on the node, consuming the rings of the node's CPUs from
+ * one epoll loop and folding events into its private shard tables.
+ *
+ * Hand-off to the 1 Hz tick, without a lock on the event path: a worker owns
+ * two shard tables and writes the one selected by epoch (epoch & 1). The
+ * tick bumps epoch, wakes the worker, and waits until the worker reports
+ * (seen_epoch) that it has switched; from then on the previous table is the
+ * tick's to read and clear. A worker busy for longer than the wait is merged
+ * on a later tick: counts are delayed, never lost or doubled.
+ */
+#ifndef NOVAMON_WORKER_H
+#define NOVAMON_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/events.h"
+#include "shard.h"
+
+struct ring_buffer;
+struct rings;
+struct topology;
+
+struct worker {
+	/* Written by the worker thread, read by the tick (relaxed atomics). */
+	uint64_t consumed[SOURCE_MAX]; /* events decoded, per source */
+	uint64_t decode_errors;        /* events of a wrong size or unknown type */
+	uint64_t seen_epoch;           /* the epoch whose table the worker writes */
+	uint64_t wakeups;              /* loop iterations */
+
+	/* Written by the tick. */
+	uint64_t epoch __attribute__((aligned(64)));
+	uint64_t merge_pending; /* epoch whose previous table still awaits merging, 0 if none */
+
+	/* Set up once. */
+	int id;
+	int node;
+	int *cpus;   /* CPUs the thread is pinned to */
+	size_t ncpus;
+	int *ring_cpus; /* CPUs whose rings it consumes */
+	size_t nrings;
+	int epfd;
+	int wake_fd; /* eventfd: flips and quit */
+	int poll_ms;
+	struct ring_buffer *rb;
+	struct shard_table tables[2];
+	struct shard_table *cur; /* worker-private: the table of seen_epoch */
+	pthread_t thread;
+	bool started;
+	const volatile bool *quit;
+} __attribute__((aligned(128)));
+
+struct workers {
+	struct worker **w; /* each allocated on its node */
+	size_t n;
+	volatile bool quit;
+};
+
+/*
+ * Start one worker per node of topo that has rings. shard_entries sizes each
+ * shard table; poll_ms bounds how long an event may wait in a ring.
+ * Returns NULL with errno set.
+ */
+struct workers *workers__start(const struct topology *topo, const struct rings *rings,
+			       uint32_t shard_entries, int poll_ms);
+/* Stop and join every worker, free everything; NULL is fine. Returns NULL. */
+struct workers *workers__stop(struct workers *ws);
+
+/*
+ * Tick side: hand over worker i's current table. Returns the table to read
+ * and clear (with shard_table__clear) before the next call, or NULL when the
+ * worker has not switched within wait_ms (try again next tick).
+ */
+struct shard_table *worker__flip(struct worker *w, int wait_ms);
+
+/* Decode one ring event into t (the ring_buffer callback body, exposed for tests and benches). */
+int worker_dispatch(struct worker *w, struct shard_table *t, const void *data, size_t size);
+
+#endif /* NOVAMON_WORKER_H */
