@@ -222,7 +222,7 @@ Test(cli_top, render_tables)
 	cr_assert(web0 && web1 && db && web0 < web1 && web1 < db, "%s", out);
 	cr_assert_not_null(strstr(out, "vda            15.0       2.05      2.333\n"), "%s", out);
 	cr_assert_not_null(strstr(out, "vdb             0.0       0.00          -\n"), "%s", out);
-	cr_assert_not_null(strstr(out, "tap0          100.0      200.0       0.15       0.30\n"),
+	cr_assert_not_null(strstr(out, "tap0           100.0      200.0       0.15       0.30\n"),
 			   "%s", out);
 	free(out);
 
@@ -314,7 +314,7 @@ Test(cli_top, http_content_length)
 				   "content-length:  5 \r\n"
 				   "\r\n"
 				   "a 1\n\nEXTRA";
-	char partial[64];
+	char partial[256];
 
 	decode_ok(resp, 0, 200, "a 1\n\n");
 	decode_ok("HTTP/1.0 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n", 1, 404, "no\n");

@@ -233,11 +233,9 @@ Test(expfmt, not_nul_terminated)
 {
 	/* The parser must stop at len, not at a NUL. */
 	static const char text[] = "a 1\nb 2\nc 3";
-	struct parsed r;
 	struct expfmt_parser p;
 	struct expfmt_sample s;
 
-	(void)r;
 	expfmt_parser__init(&p, text, 7); /* "a 1\nb 2" */
 	cr_assert_eq(expfmt_parser__next(&p, &s), 1);
 	cr_assert_eq(expfmt_parser__next(&p, &s), 1);
