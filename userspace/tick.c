@@ -20,6 +20,7 @@
 #include "rings.h"
 #include "selfstat.h"
 #include "series.h"
+#include "taps.h"
 #include "tick.h"
 #include "topology.h"
 #include "worker.h"
@@ -115,10 +116,12 @@ struct tick {
 	struct registry *reg;
 	struct metric_store *store;
 	struct series_table *series;
+	struct taps *taps;
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t series_expired;
 	uint64_t shard_overflow;
+	uint64_t net_overflow;
 	uint32_t init_netns;
 	double last_tick_seconds;
 	uint64_t last_events;
@@ -155,10 +158,11 @@ struct tick *tick__new(const struct config *cfg, struct capture *cap, struct reg
 	t->store = store;
 	t->init_netns = read_init_netns();
 	t->series = series_table__new(F_MAX);
+	t->taps = taps__new("/proc");
 	n = cap && cap->rings ? cap->rings->nr_cpus : 1;
 	t->produced = calloc(n, sizeof(uint64_t));
 	t->lost = calloc(n, sizeof(uint64_t));
-	if (!t->series || !t->produced || !t->lost) {
+	if (!t->series || !t->taps || !t->produced || !t->lost) {
 		tick__free(t);
 		errno = ENOMEM;
 		return NULL;
@@ -171,6 +175,7 @@ void tick__free(struct tick *t)
 	if (!t)
 		return;
 	series_table__free(t->series);
+	taps__free(t->taps);
 	free(t->produced);
 	free(t->lost);
 	free(t);
@@ -373,6 +378,7 @@ static void net_one(const struct net_key *key, const char *name, uint64_t packet
 	struct tick *t = c->t;
 	struct metric_labels l;
 	struct series *seen;
+	uint32_t owner;
 	char id[48];
 
 	snprintf(id, sizeof(id), "%u/%u/%u", key->netns, key->ifindex, key->dir);
@@ -391,6 +397,8 @@ static void net_one(const struct net_key *key, const char *name, uint64_t packet
 	metric_labels__add(&l, "direction", key->dir == NET_DIR_TX ? "tx" : "rx");
 	if (key->netns != t->init_netns)
 		metric_labels__addf(&l, "netns", "%u", key->netns);
+	else if (name[0] && (owner = taps__owner(t->taps, name)))
+		metric_labels__add(&l, "vm", registry__vm(t->reg, owner)->name);
 	if (packets >= (uint64_t)seen->value && bytes >= seen->hist[0]) {
 		add_count(t, F_NET_PACKETS, &l, packets - (uint64_t)seen->value, c->now_ms);
 		add_count(t, F_NET_BYTES, &l, bytes - seen->hist[0], c->now_ms);
@@ -532,6 +540,10 @@ static int add_capture_families(struct tick *t, struct metric_set *set, uint64_t
 	err = add_gauge(set, "novamon_events_decode_errors_total",
 			"Ring events of a wrong size or unknown type (ABI mismatch).", METRIC_COUNTER,
 			NULL, decode_errors);
+	if (!err)
+		err = add_gauge(set, "novamon_net_overflow_total",
+				"Packets not counted because the per-interface map was full (raise capture.net_max_interfaces).",
+				METRIC_COUNTER, NULL, t->net_overflow);
 	if (!err)
 		err = add_gauge(set, "novamon_shard_overflow_total",
 				"Events not counted because a worker's shard table was full (raise capture.shard_entries).",
@@ -686,9 +698,9 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	merge_workers(t, now_ms);
 	if (t->cap && t->cap->net) {
 		struct net_ctx nc = { .t = t, .now_ms = now_ms };
-		uint64_t ovf = 0;
 
-		net_probe__read(t->cap->net, net_one, &nc, &ovf);
+		taps__refresh(t->taps, t->reg, now_ms);
+		net_probe__read(t->cap->net, net_one, &nc, &t->net_overflow);
 	}
 	dropped = series_table__expire(t->series, now_ms, t->cfg->series_expire_seconds * 1000ull);
 	t->series_expired += dropped;

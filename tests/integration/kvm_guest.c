@@ -65,6 +65,9 @@
  *     100b:	eb fd                	jmp    0x100a
  *
  * The final jmp only matters if someone resumed the vCPU after the hlt.
+ * The bytes were also run under qemu TCG as a boot sector behind
+ * `cli; mov ecx, N; mov dx, 0xe9; mov al, 'N'` with isa-debugcon on 0xe9:
+ * N = 0, 1, 65537 and 300000 wrote exactly N bytes.
  */
 /* clang-format off */
 static const uint8_t guest_code[] = {
