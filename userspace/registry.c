@@ -825,6 +825,28 @@ size_t registry__vcpu_tids(struct registry *r, uint32_t *tids, size_t max)
 	return n;
 }
 
+int registry__for_each_vcpu(struct registry *r,
+			    int (*fn)(uint32_t tgid, uint32_t tid, int index, void *ctx), void *ctx)
+{
+	size_t i, j;
+	int ret;
+
+	for (i = 0; i < r->nbuckets; i++) {
+		const struct registry_proc *p;
+
+		for (p = r->buckets[i]; p; p = p->next) {
+			if (!registry_is_live_vm(p))
+				continue;
+			for (j = 0; j < p->nvcpus; j++) {
+				ret = fn(p->tgid, p->vcpus[j].tid, p->vcpus[j].index, ctx);
+				if (ret)
+					return ret;
+			}
+		}
+	}
+	return 0;
+}
+
 int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, void *), void *ctx)
 {
 	size_t i;

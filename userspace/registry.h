@@ -71,6 +71,13 @@ int registry__vcpu(struct registry *r, uint32_t tgid, uint32_t tid);
 size_t registry__vcpu_tids(struct registry *r, uint32_t *tids, size_t max);
 
 /*
+ * Call fn(tgid, tid, index, ctx) for every named vCPU thread of the live VMs.
+ * Stops early and returns fn's value when it is non-zero; returns 0 otherwise.
+ */
+int registry__for_each_vcpu(struct registry *r,
+			    int (*fn)(uint32_t tgid, uint32_t tid, int index, void *ctx), void *ctx);
+
+/*
  * Iterate over known KVM VMs: call fn(info, ctx) for each. Stops early and
  * returns fn's value when it is non-zero; returns 0 otherwise.
  */

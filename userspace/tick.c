@@ -682,6 +682,50 @@ static char *render_health(struct tick *t, uint64_t now_ms, uint64_t events, uin
 	return buf;
 }
 
+static int teach_vcpu(uint32_t tgid, uint32_t tid, int index, void *ctx)
+{
+	int fd = *(int *)ctx;
+	uint32_t id;
+
+	(void)tgid;
+	if (bpf_map_lookup_elem(fd, &tid, &id)) {
+		id = index;
+		bpf_map_update_elem(fd, &tid, &id, BPF_NOEXIST);
+	}
+	return 0;
+}
+
+/*
+ * Keep the kernel's tid -> vCPU map (which threads the scheduler probe times)
+ * in step: add the vCPU threads qemu named, where the kernel could not learn
+ * them (no fentry, no kvm_entry), and every VCPU_PRUNE_TICKS drop threads
+ * that are gone so a reused tid is not timed as a vCPU.
+ */
+#define VCPU_PRUNE_TICKS 30
+
+static void sync_vcpu_map(struct tick *t)
+{
+	int fd = t->cap ? t->cap->vcpu_map_fd : -1;
+	uint32_t key, next, *prev = NULL, dead[256];
+	size_t ndead = 0, i;
+	char path[64];
+
+	if (fd < 0)
+		return;
+	registry__for_each_vcpu(t->reg, teach_vcpu, &fd);
+	if (t->ticks % VCPU_PRUNE_TICKS)
+		return;
+	while (!bpf_map_get_next_key(fd, prev, &next) && ndead < 256) {
+		key = next;
+		prev = &key;
+		snprintf(path, sizeof(path), "/proc/%u", key);
+		if (access(path, F_OK))
+			dead[ndead++] = key;
+	}
+	for (i = 0; i < ndead; i++)
+		bpf_map_delete_elem(fd, &dead[i]);
+}
+
 int tick__run(struct tick *t, uint64_t now_ms)
 {
 	struct metric_set *set;
@@ -696,6 +740,7 @@ int tick__run(struct tick *t, uint64_t now_ms)
 		t->start_ms = now_ms;
 	registry__refresh(t->reg, now_ms);
 	merge_workers(t, now_ms);
+	sync_vcpu_map(t); /* after the merge: the last events of a gone vCPU keep their label */
 	if (t->cap && t->cap->net) {
 		struct net_ctx nc = { .t = t, .now_ms = now_ms };
 
