@@ -13,7 +13,7 @@ struct block_rq_event {
 	struct event_header h;
 	__u32 major;
 	__u32 minor;
-	__u32 op;    /* REQ_OP_*: 0 read, 1 write, 2 flush, 3 discard, ... */
+	__u32 op; /* REQ_OP_*: 0 read, 1 write, 2 flush, 3 discard, ... */
 	__u32 bytes; /* completed bytes */
 	__u64 latency_ns; /* block_rq_issue to block_rq_complete */
 	__s32 error; /* blk_status_t, 0 = ok */

@@ -31,12 +31,12 @@ enum novamon_source {
 
 /* First 24 bytes of every event in the rings. */
 struct event_header {
-	__u16 type;   /* enum novamon_event_type */
-	__u16 size;   /* whole event, header included */
-	__u32 tgid;   /* current task's process at the tracepoint */
-	__u32 tid;    /* current task's thread */
+	__u16 type; /* enum novamon_event_type */
+	__u16 size; /* whole event, header included */
+	__u32 tgid; /* current task's process at the tracepoint */
+	__u32 tid; /* current task's thread */
 	__u32 pad;
-	__u64 ts_ns;  /* bpf_ktime_get_ns() */
+	__u64 ts_ns; /* bpf_ktime_get_ns() */
 };
 
 /*

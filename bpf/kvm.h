@@ -12,8 +12,8 @@
 struct kvm_userspace_exit_event {
 	struct event_header h;
 	__u32 vcpu_id; /* KVM_VCPU_UNKNOWN when not learnt yet */
-	__u32 reason;  /* KVM_EXIT_IO = 2, KVM_EXIT_HLT = 5, KVM_EXIT_MMIO = 6, ... */
-	__s32 err;     /* KVM_RUN's return value when negative */
+	__u32 reason; /* KVM_EXIT_IO = 2, KVM_EXIT_HLT = 5, KVM_EXIT_MMIO = 6, ... */
+	__s32 err; /* KVM_RUN's return value when negative */
 	__u32 pad;
 };
 
@@ -21,7 +21,7 @@ struct kvm_userspace_exit_event {
 struct kvm_pio_event {
 	struct event_header h;
 	__u32 vcpu_id;
-	__u32 rw;   /* 0 in, 1 out */
+	__u32 rw; /* 0 in, 1 out */
 	__u32 port;
 	__u32 size; /* bytes per access */
 	__u32 count;
@@ -43,7 +43,7 @@ struct kvm_exit_event {
 	struct event_header h;
 	__u32 vcpu_id;
 	__u32 reason; /* VMX basic exit reason or SVM exit code */
-	__u32 isa;    /* 1 VMX, 2 SVM (KVM_ISA_*) */
+	__u32 isa; /* 1 VMX, 2 SVM (KVM_ISA_*) */
 	__u32 pad;
 	__u64 duration_ns; /* kvm_exit to the next kvm_entry on that thread */
 };
@@ -60,7 +60,7 @@ struct kvm_wakeup_event {
 	struct event_header h;
 	__u32 vcpu_id;
 	__u32 waited; /* 1 blocked, 0 woken while halt-polling */
-	__u32 valid;  /* 0: the poll ended without a runnable vCPU */
+	__u32 valid; /* 0: the poll ended without a runnable vCPU */
 	__u32 pad;
 	__u64 ns; /* time halted */
 };

@@ -17,9 +17,9 @@
 #define NET_IFNAMSIZ 16
 
 struct net_key {
-	__u32 netns;   /* network namespace inode number */
+	__u32 netns; /* network namespace inode number */
 	__u32 ifindex;
-	__u32 dir;     /* NET_DIR_* */
+	__u32 dir; /* NET_DIR_* */
 	__u32 pad;
 };
 

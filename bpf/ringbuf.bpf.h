@@ -88,15 +88,15 @@ static __always_inline void ring_count_lost(void)
 }
 
 /* Reservation size must be a verifier-known constant, hence a macro. */
-#define ring_reserve(r, size)                                                  \
-	({                                                                     \
-		void *__e = NULL;                                              \
-		if (ring_this_cpu(r)) {                                        \
-			__e = bpf_ringbuf_reserve((r)->ring, (size), 0);       \
-			if (!__e)                                              \
-				ring_count_lost();                             \
-		}                                                              \
-		__e;                                                           \
+#define ring_reserve(r, size)                                            \
+	({                                                               \
+		void *__e = NULL;                                        \
+		if (ring_this_cpu(r)) {                                  \
+			__e = bpf_ringbuf_reserve((r)->ring, (size), 0); \
+			if (!__e)                                        \
+				ring_count_lost();                       \
+		}                                                        \
+		__e;                                                     \
 	})
 
 static __always_inline void ring_header(struct event_header *h, __u16 type, __u16 size)

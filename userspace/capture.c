@@ -68,15 +68,18 @@ struct capture *capture__start(const struct config *cfg)
 		return cap;
 	}
 	if (geteuid() != 0)
-		log_warn("not running as root: capture needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)");
+		log_warn(
+			"not running as root: capture needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)");
 
 	probe_env__init(&cap->env);
 	cap->env.cfg = cfg;
 	cap->env.report = &cap->report;
 	if (!cap->env.vmlinux_btf)
-		log_warn("no kernel BTF at /sys/kernel/btf/vmlinux: CO-RE probes cannot load (kernel needs CONFIG_DEBUG_INFO_BTF=y)");
+		log_warn(
+			"no kernel BTF at /sys/kernel/btf/vmlinux: CO-RE probes cannot load (kernel needs CONFIG_DEBUG_INFO_BTF=y)");
 	if (!cap->env.tracefs)
-		log_warn("tracefs is not mounted and could not be mounted: KVM tracepoints unavailable (mount -t tracefs nodev /sys/kernel/tracing)");
+		log_warn(
+			"tracefs is not available (not mounted, or not readable without root): KVM tracepoints cannot attach (as root: mount -t tracefs nodev /sys/kernel/tracing)");
 
 	cap->rings = rings__new(cap->topo, cfg->ring_bytes);
 	if (!cap->rings) {
@@ -114,8 +117,8 @@ struct capture *capture__start(const struct config *cfg)
 		snprintf(cap->error, sizeof(cap->error), "no probe could be attached (see probes)");
 		return cap;
 	}
-	cap->workers = workers__start(cap->topo, cap->rings, cfg->shard_entries,
-				      cfg->poll_interval_ms);
+	cap->workers =
+		workers__start(cap->topo, cap->rings, cfg->shard_entries, cfg->poll_interval_ms);
 	if (!cap->workers)
 		snprintf(cap->error, sizeof(cap->error), "cannot start capture workers: %s",
 			 strerror(errno));

@@ -32,8 +32,8 @@ struct capture {
 	struct sched_probe *sched;
 	struct probe_env env;
 	struct probe_report report;
-	int vcpu_map_fd;  /* tid -> vCPU id, shared by kvm and sched; -1 if neither loaded */
-	char error[256];  /* why capture is entirely off; "" when anything runs */
+	int vcpu_map_fd; /* tid -> vCPU id, shared by kvm and sched; -1 if neither loaded */
+	char error[256]; /* why capture is entirely off; "" when anything runs */
 };
 
 /*

@@ -176,7 +176,8 @@ int cli_run(int argc, char **argv)
 	if (listen)
 		snprintf(cfg.listen, sizeof(cfg.listen), "%s", listen);
 	if (probes && config_parse_probes(probes, &cfg.probes)) {
-		fprintf(stderr, "novamon run: --probes: unknown family in '%s' (kvm, block, net, sched)\n",
+		fprintf(stderr,
+			"novamon run: --probes: unknown family in '%s' (kvm, block, net, sched)\n",
 			probes);
 		return 2;
 	}
@@ -186,11 +187,13 @@ int cli_run(int argc, char **argv)
 		char *end;
 		unsigned long long v = strtoull(ring_bytes, &end, 0);
 
-		if (*end || v < 4096 || (v & (v - 1)) || v > (1ull << 30) || cfg.wakeup_bytes >= v) {
+		if (*end || v < 4096 || (v & (v - 1)) || v > (1ull << 30) ||
+		    cfg.wakeup_bytes >= v) {
 			if (!*end && v >= 4096 && !(v & (v - 1)) && v <= (1ull << 30)) {
 				cfg.wakeup_bytes = v / 4;
 			} else {
-				fprintf(stderr, "novamon run: --ring-bytes: '%s' is not a power of two between 4096 and 1073741824\n",
+				fprintf(stderr,
+					"novamon run: --ring-bytes: '%s' is not a power of two between 4096 and 1073741824\n",
 					ring_bytes);
 				return 2;
 			}
@@ -199,7 +202,8 @@ int cli_run(int argc, char **argv)
 	}
 	if (level) {
 		if (parse_level(level) < 0) {
-			fprintf(stderr, "novamon run: --log-level: '%s' is not one of error, warn, info, debug\n",
+			fprintf(stderr,
+				"novamon run: --log-level: '%s' is not one of error, warn, info, debug\n",
 				level);
 			return 2;
 		}

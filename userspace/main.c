@@ -7,17 +7,16 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: novamon COMMAND [OPTIONS]\n"
-		"\n"
-		"Observability for KVM hypervisor hosts, from the kernel.\n"
-		"\n"
-		"Commands:\n"
-		"  run       run the daemon (eBPF capture, per-second metrics, HTTP API)\n"
-		"  top       live terminal view of a running daemon, like kvm_stat\n"
-		"  version   print the version\n"
-		"\n"
-		"Run 'novamon COMMAND --help' for a command's options.\n");
+	fprintf(out, "Usage: novamon COMMAND [OPTIONS]\n"
+		     "\n"
+		     "Observability for KVM hypervisor hosts, from the kernel.\n"
+		     "\n"
+		     "Commands:\n"
+		     "  run       run the daemon (eBPF capture, per-second metrics, HTTP API)\n"
+		     "  top       live terminal view of a running daemon, like kvm_stat\n"
+		     "  version   print the version\n"
+		     "\n"
+		     "Run 'novamon COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)

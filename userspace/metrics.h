@@ -54,7 +54,7 @@ struct metric_set {
 	size_t nfamilies;
 	size_t cap;
 	int64_t timestamp_ms; /* wall clock of the tick that built the set */
-	int refcount;         /* owned by metric_store; 1 while unpublished */
+	int refcount; /* owned by metric_store; 1 while unpublished */
 };
 
 /* A small builder for the label string of one series. */
@@ -92,9 +92,9 @@ struct metric_set *metric_set__free(struct metric_set *set);
  * set->families: do not keep a family pointer across calls that add one.
  * Series labels are not checked for duplicates; that is the caller's job.
  */
-struct metric_family *metric_set__family(struct metric_set *set, const char *name,
-					 const char *help, enum metric_type type,
-					 const double *bounds, unsigned int nbounds);
+struct metric_family *metric_set__family(struct metric_set *set, const char *name, const char *help,
+					 enum metric_type type, const double *bounds,
+					 unsigned int nbounds);
 
 /* Add a counter or gauge series. Returns 0 or a negative errno. */
 int metric_family__add_value(struct metric_family *fam, const struct metric_labels *labels,

@@ -17,11 +17,11 @@ struct bpf_object;
 struct topology;
 
 struct rings {
-	int outer_fd;      /* ARRAY_OF_MAPS, key = CPU */
-	int stats_fd;      /* PERCPU_ARRAY of struct ring_stats */
-	int nr_cpus;       /* possible CPUs (outer size, per-CPU value count) */
-	int *ring_fd;      /* [nr_cpus], -1 for CPUs without a ring (offline) */
-	int *ring_node;    /* [nr_cpus], NUMA node of each ring */
+	int outer_fd; /* ARRAY_OF_MAPS, key = CPU */
+	int stats_fd; /* PERCPU_ARRAY of struct ring_stats */
+	int nr_cpus; /* possible CPUs (outer size, per-CPU value count) */
+	int *ring_fd; /* [nr_cpus], -1 for CPUs without a ring (offline) */
+	int *ring_node; /* [nr_cpus], NUMA node of each ring */
 	uint64_t ring_bytes;
 };
 

@@ -16,14 +16,14 @@
 #include "shard.h"
 
 struct series {
-	struct series *hnext;  /* hash chain */
-	struct series *next;   /* family list, in creation order */
+	struct series *hnext; /* hash chain */
+	struct series *next; /* family list, in creation order */
 	struct series **pprev; /* family list back link */
 	uint64_t hash;
 	unsigned int family;
 	uint64_t last_ms; /* last time a delta was added */
 	double value;
-	double hist_sum;  /* seconds */
+	double hist_sum; /* seconds */
 	uint64_t hist[SHARD_HIST_BUCKETS];
 	char labels[];
 };

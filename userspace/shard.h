@@ -22,13 +22,13 @@
 
 enum shard_kind {
 	SHARD_KVM_USERSPACE_EXIT = 1, /* a = reason, c = vcpu_id */
-	SHARD_KVM_PIO,                /* a = port, b = rw, c = vcpu_id */
-	SHARD_KVM_MMIO,               /* a = type, c = vcpu_id */
-	SHARD_KVM_EXIT,               /* a = reason, b = isa, c = vcpu_id; hist = duration */
-	SHARD_KVM_EMULATE,            /* a = failed, c = vcpu_id */
-	SHARD_KVM_WAKEUP,             /* a = waited, b = valid, c = vcpu_id; sum = halted ns */
-	SHARD_BLOCK,                  /* a = major, b = minor, c = op; sum = bytes; hist = latency */
-	SHARD_SCHED_DELAY,            /* sum = delay ns */
+	SHARD_KVM_PIO, /* a = port, b = rw, c = vcpu_id */
+	SHARD_KVM_MMIO, /* a = type, c = vcpu_id */
+	SHARD_KVM_EXIT, /* a = reason, b = isa, c = vcpu_id; hist = duration */
+	SHARD_KVM_EMULATE, /* a = failed, c = vcpu_id */
+	SHARD_KVM_WAKEUP, /* a = waited, b = valid, c = vcpu_id; sum = halted ns */
+	SHARD_BLOCK, /* a = major, b = minor, c = op; sum = bytes; hist = latency */
+	SHARD_SCHED_DELAY, /* sum = delay ns */
 	SHARD_KIND_MAX,
 };
 
@@ -60,7 +60,7 @@ struct shard_table {
 	uint32_t cap; /* power of two */
 	uint32_t used;
 	uint64_t overflow; /* events that found the table full */
-	int node;          /* NUMA node the entries live on, -1 for malloc */
+	int node; /* NUMA node the entries live on, -1 for malloc */
 };
 
 /*
@@ -96,8 +96,8 @@ static inline void shard_val__observe(struct shard_val *v, uint64_t ns)
 }
 
 /* Visit every used entry. */
-#define shard_table__for_each(t, e)                                                      \
-	for ((e) = (t)->entries; (e) < (t)->entries + (t)->cap; (e)++)                  \
+#define shard_table__for_each(t, e)                                    \
+	for ((e) = (t)->entries; (e) < (t)->entries + (t)->cap; (e)++) \
 		if ((e)->used)
 
 #endif /* NOVAMON_SHARD_H */

@@ -359,8 +359,7 @@ static void merge_workers(struct tick *t, uint64_t now_ms)
 		tab = worker__flip(ws->w[i], 200);
 		if (!tab)
 			continue; /* busy: merged on a later tick */
-		shard_table__for_each(tab, e)
-			merge_entry(t, e, now_ms);
+		shard_table__for_each(tab, e) merge_entry(t, e, now_ms);
 		t->shard_overflow += tab->overflow;
 		shard_table__clear(tab);
 	}
@@ -424,7 +423,8 @@ static int add_series_families(struct tick *t, struct metric_set *set)
 		int hist = families[f].type == METRIC_HISTOGRAM;
 
 		fam = metric_set__family(set, families[f].name, families[f].help, families[f].type,
-					 hist ? hist_bounds : NULL, hist ? SHARD_HIST_BUCKETS - 1 : 0);
+					 hist ? hist_bounds : NULL,
+					 hist ? SHARD_HIST_BUCKETS - 1 : 0);
 		if (!fam)
 			return -errno;
 		for (s = series_table__first(t->series, f); s; s = s->next) {
@@ -432,8 +432,8 @@ static int add_series_families(struct tick *t, struct metric_set *set)
 			/* Labels are already rendered: copy them as they are. */
 			snprintf(l.buf, sizeof(l.buf), "%s", s->labels);
 			l.len = strlen(l.buf);
-			err = hist ? metric_family__add_histogram(fam, &l, s->hist, s->hist_sum)
-				   : metric_family__add_value(fam, &l, s->value);
+			err = hist ? metric_family__add_histogram(fam, &l, s->hist, s->hist_sum) :
+				     metric_family__add_value(fam, &l, s->value);
 			if (err)
 				return err;
 		}
@@ -538,20 +538,23 @@ static int add_capture_families(struct tick *t, struct metric_set *set, uint64_t
 			return err;
 	}
 	err = add_gauge(set, "novamon_events_decode_errors_total",
-			"Ring events of a wrong size or unknown type (ABI mismatch).", METRIC_COUNTER,
-			NULL, decode_errors);
+			"Ring events of a wrong size or unknown type (ABI mismatch).",
+			METRIC_COUNTER, NULL, decode_errors);
 	if (!err)
-		err = add_gauge(set, "novamon_net_overflow_total",
-				"Packets not counted because the per-interface map was full (raise capture.net_max_interfaces).",
-				METRIC_COUNTER, NULL, t->net_overflow);
+		err = add_gauge(
+			set, "novamon_net_overflow_total",
+			"Packets not counted because the per-interface map was full (raise capture.net_max_interfaces).",
+			METRIC_COUNTER, NULL, t->net_overflow);
 	if (!err)
-		err = add_gauge(set, "novamon_shard_overflow_total",
-				"Events not counted because a worker's shard table was full (raise capture.shard_entries).",
-				METRIC_COUNTER, NULL, t->shard_overflow);
+		err = add_gauge(
+			set, "novamon_shard_overflow_total",
+			"Events not counted because a worker's shard table was full (raise capture.shard_entries).",
+			METRIC_COUNTER, NULL, t->shard_overflow);
 
-	fam = metric_set__family(set, "novamon_probe_attached",
-				 "1 when the probe program is attached, 0 when it could not be (see /health for why).",
-				 METRIC_GAUGE, NULL, 0);
+	fam = metric_set__family(
+		set, "novamon_probe_attached",
+		"1 when the probe program is attached, 0 when it could not be (see /health for why).",
+		METRIC_GAUGE, NULL, 0);
 	if (!fam)
 		return -errno;
 	for (i = 0; cap && i < cap->report.n && !err; i++) {
@@ -578,8 +581,8 @@ static int add_self_families(struct tick *t, struct metric_set *set)
 			1);
 	if (!err && !selfstat_read("/proc", &st)) {
 		err = add_gauge(set, "novamon_process_cpu_seconds_total",
-				"CPU time used by the daemon (user + system).", METRIC_COUNTER, NULL,
-				st.cpu_seconds);
+				"CPU time used by the daemon (user + system).", METRIC_COUNTER,
+				NULL, st.cpu_seconds);
 		if (!err)
 			err = add_gauge(set, "novamon_process_resident_memory_bytes",
 					"Resident memory of the daemon.", METRIC_GAUGE, NULL,
@@ -597,13 +600,15 @@ static int add_self_families(struct tick *t, struct metric_set *set)
 					NULL, st.start_time_seconds);
 	}
 	if (!err)
-		err = add_gauge(set, "novamon_series_active",
-				"Series held by the daemon (expire after series_expire_seconds idle).",
-				METRIC_GAUGE, NULL, series_table__count(t->series));
+		err = add_gauge(
+			set, "novamon_series_active",
+			"Series held by the daemon (expire after series_expire_seconds idle).",
+			METRIC_GAUGE, NULL, series_table__count(t->series));
 	if (!err)
-		err = add_gauge(set, "novamon_series_expired_total",
-				"Series dropped after being idle (vanished VMs, devices, interfaces).",
-				METRIC_COUNTER, NULL, t->series_expired);
+		err = add_gauge(
+			set, "novamon_series_expired_total",
+			"Series dropped after being idle (vanished VMs, devices, interfaces).",
+			METRIC_COUNTER, NULL, t->series_expired);
 	if (!err)
 		err = add_gauge(set, "novamon_tick_duration_seconds",
 				"Time the last 1 Hz tick took to merge and publish.", METRIC_GAUGE,
@@ -670,9 +675,12 @@ static char *render_health(struct tick *t, uint64_t now_ms, uint64_t events, uin
 		for (j = 0; j < w->nrings; j++)
 			fprintf(f, "%s%d", j ? "," : "", w->ring_cpus[j]);
 		fprintf(f, "],\"events_total\":%llu}",
-			(unsigned long long)(__atomic_load_n(&w->consumed[SOURCE_KVM], __ATOMIC_RELAXED) +
-					     __atomic_load_n(&w->consumed[SOURCE_BLOCK], __ATOMIC_RELAXED) +
-					     __atomic_load_n(&w->consumed[SOURCE_SCHED], __ATOMIC_RELAXED)));
+			(unsigned long long)(__atomic_load_n(&w->consumed[SOURCE_KVM],
+							     __ATOMIC_RELAXED) +
+					     __atomic_load_n(&w->consumed[SOURCE_BLOCK],
+							     __ATOMIC_RELAXED) +
+					     __atomic_load_n(&w->consumed[SOURCE_SCHED],
+							     __ATOMIC_RELAXED)));
 	}
 	fprintf(f, "]},\"series\":%zu}", series_table__count(t->series));
 	if (fclose(f)) {

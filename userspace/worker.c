@@ -207,8 +207,8 @@ struct workers *workers__start(const struct topology *topo, const struct rings *
 		goto err_stop;
 	}
 	for (i = 0; i < topo->nnodes; i++) {
-		struct worker *w = worker_new(ws->n, &topo->nodes[i], rings, shard_entries,
-					      poll_ms, &ws->quit);
+		struct worker *w = worker_new(ws->n, &topo->nodes[i], rings, shard_entries, poll_ms,
+					      &ws->quit);
 
 		if (!w) {
 			err = -errno;

@@ -29,9 +29,9 @@ struct topology;
 struct worker {
 	/* Written by the worker thread, read by the tick (relaxed atomics). */
 	uint64_t consumed[SOURCE_MAX]; /* events decoded, per source */
-	uint64_t decode_errors;        /* events of a wrong size or unknown type */
-	uint64_t seen_epoch;           /* the epoch whose table the worker writes */
-	uint64_t wakeups;              /* loop iterations */
+	uint64_t decode_errors; /* events of a wrong size or unknown type */
+	uint64_t seen_epoch; /* the epoch whose table the worker writes */
+	uint64_t wakeups; /* loop iterations */
 
 	/* Written by the tick. */
 	uint64_t epoch __attribute__((aligned(64)));
@@ -40,7 +40,7 @@ struct worker {
 	/* Set up once. */
 	int id;
 	int node;
-	int *cpus;   /* CPUs the thread is pinned to */
+	int *cpus; /* CPUs the thread is pinned to */
 	size_t ncpus;
 	int *ring_cpus; /* CPUs whose rings it consumes */
 	size_t nrings;

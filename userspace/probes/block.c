@@ -30,8 +30,9 @@ int block_probe__open(struct probe_env *env, struct block_probe **out)
 	int err, nargs;
 
 	if (!env->vmlinux_btf) {
-		probe_report__add(env->report, FAMILY, "block_rq_issue", "block_rq_issue", false,
-				  "%s", "no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
+		probe_report__add(
+			env->report, FAMILY, "block_rq_issue", "block_rq_issue", false, "%s",
+			"no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
 		return -ENOTSUP;
 	}
 	p = calloc(1, sizeof(*p));
@@ -87,7 +88,11 @@ int block_probe__handle(struct shard_table *t, const struct event_header *h, siz
 		return -EINVAL;
 	/* Keyed by issuing process (for per-VM I/O), not thread. */
 	k = (struct shard_key){
-		.kind = SHARD_BLOCK, .tgid = h->tgid, .a = e->major, .b = e->minor, .c = e->op,
+		.kind = SHARD_BLOCK,
+		.tgid = h->tgid,
+		.a = e->major,
+		.b = e->minor,
+		.c = e->op,
 	};
 	v = shard_table__get(t, &k);
 	if (!v)

@@ -60,18 +60,22 @@ static int kvm_open_skel(struct probe_env *env, struct kvm_probe *p, bool with_f
 		if (!prog)
 			continue;
 		if (!env->tracefs)
-			probe_skip(env, FAMILY, prog,
-				   "tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing");
+			probe_skip(
+				env, FAMILY, prog,
+				"tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing");
 		else if (!probe_tracepoint_exists(env, "kvm", kvm_tracepoints[i].event))
-			probe_skip(env, FAMILY, prog,
-				   "tracepoint absent: KVM is not built in or loaded (modprobe kvm)");
+			probe_skip(
+				env, FAMILY, prog,
+				"tracepoint absent: KVM is not built in or loaded (modprobe kvm)");
 	}
 	if (!with_fentry)
-		probe_skip(env, FAMILY, p->skel->progs.kvm_vcpu_run,
-			   "no BPF trampoline (fentry) on this kernel: vCPU ids come from kvm_entry or qemu thread names");
+		probe_skip(
+			env, FAMILY, p->skel->progs.kvm_vcpu_run,
+			"no BPF trampoline (fentry) on this kernel: vCPU ids come from kvm_entry or qemu thread names");
 	else if (!probe_btf_has(env, "kvm_arch_vcpu_ioctl_run", BTF_KIND_FUNC))
-		probe_skip(env, FAMILY, p->skel->progs.kvm_vcpu_run,
-			   "kvm_arch_vcpu_ioctl_run not in kernel BTF: vCPU ids come from kvm_entry or qemu thread names");
+		probe_skip(
+			env, FAMILY, p->skel->progs.kvm_vcpu_run,
+			"kvm_arch_vcpu_ioctl_run not in kernel BTF: vCPU ids come from kvm_entry or qemu thread names");
 	return 0;
 }
 
@@ -129,7 +133,12 @@ static inline struct shard_val *lookup(struct shard_table *t, const struct event
 				       uint32_t kind, uint32_t a, uint32_t b, uint32_t vcpu)
 {
 	struct shard_key k = {
-		.kind = kind, .tgid = h->tgid, .tid = h->tid, .a = a, .b = b, .c = vcpu,
+		.kind = kind,
+		.tgid = h->tgid,
+		.tid = h->tid,
+		.a = a,
+		.b = b,
+		.c = vcpu,
 	};
 
 	return shard_table__get(t, &k);
@@ -198,8 +207,7 @@ int kvm_probe__handle(struct shard_table *t, const struct event_header *h, size_
 
 		if (size < sizeof(*e))
 			return -EINVAL;
-		v = lookup(t, h, SHARD_KVM_WAKEUP, e->waited ? 1 : 0, e->valid ? 1 : 0,
-			   e->vcpu_id);
+		v = lookup(t, h, SHARD_KVM_WAKEUP, e->waited ? 1 : 0, e->valid ? 1 : 0, e->vcpu_id);
 		if (v) {
 			v->count++;
 			v->sum += e->ns;
@@ -212,6 +220,7 @@ int kvm_probe__handle(struct shard_table *t, const struct event_header *h, size_
 }
 
 /* KVM_EXIT_* from include/uapi/linux/kvm.h. */
+/* clang-format off */
 static const char *const userspace_exit_names[] = {
 	"unknown", "exception", "io", "hypercall", "debug", "hlt", "mmio",
 	"irq_window_open", "shutdown", "fail_entry", "intr", "set_tpr", "tpr_access",
@@ -221,6 +230,7 @@ static const char *const userspace_exit_names[] = {
 	"ap_reset_hold", "x86_bus_lock", "xen", "riscv_sbi", "riscv_csr", "notify",
 	"loongarch_iocsr", "memory_fault",
 };
+/* clang-format on */
 
 const char *kvm_userspace_exit_reason(uint32_t reason, char *buf, size_t len)
 {
@@ -231,6 +241,7 @@ const char *kvm_userspace_exit_reason(uint32_t reason, char *buf, size_t len)
 }
 
 /* VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h), as kvm_stat names them. */
+/* clang-format off */
 static const char *const vmx_exit_names[] = {
 	[0] = "exception_nmi", [1] = "external_interrupt", [2] = "triple_fault",
 	[3] = "init_signal", [4] = "sipi_signal", [7] = "interrupt_window",
@@ -250,8 +261,10 @@ static const char *const vmx_exit_names[] = {
 	[64] = "xrstors", [67] = "umwait", [68] = "tpause", [74] = "bus_lock",
 	[75] = "notify",
 };
+/* clang-format on */
 
 /* SVM exit codes (arch/x86/include/uapi/asm/svm.h) from 0x060. */
+/* clang-format off */
 static const char *const svm_exit_names[] = {
 	[0x00] = "intr", [0x01] = "nmi", [0x02] = "smi", [0x03] = "init", [0x04] = "vintr",
 	[0x05] = "cr0_sel_write", [0x12] = "cpuid", [0x13] = "rsm", [0x14] = "iret",
@@ -263,6 +276,7 @@ static const char *const svm_exit_names[] = {
 	[0x28] = "icebp", [0x29] = "wbinvd", [0x2a] = "monitor", [0x2b] = "mwait",
 	[0x2c] = "mwait_cond", [0x2d] = "xsetbv", [0x2e] = "rdpru",
 };
+/* clang-format on */
 
 #define KVM_ISA_VMX 1
 #define KVM_ISA_SVM 2

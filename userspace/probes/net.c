@@ -32,8 +32,9 @@ int net_probe__open(struct probe_env *env, struct net_probe **out)
 	int err;
 
 	if (!env->vmlinux_btf) {
-		probe_report__add(env->report, FAMILY, "net_dev_xmit", "net_dev_xmit", false, "%s",
-				  "no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
+		probe_report__add(
+			env->report, FAMILY, "net_dev_xmit", "net_dev_xmit", false, "%s",
+			"no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
 		return -ENOTSUP;
 	}
 	p = calloc(1, sizeof(*p));

@@ -40,9 +40,9 @@ struct probe_env {
 	const struct rings *rings;
 	const struct config *cfg;
 	struct btf *vmlinux_btf; /* NULL when /sys/kernel/btf/vmlinux is missing */
-	const char *tracefs;     /* events dir of a mounted tracefs, NULL if none */
+	const char *tracefs; /* events dir of a mounted tracefs, NULL if none */
 	struct probe_report *report;
-	int vcpu_of_tid_fd;      /* set by the KVM loader, adopted by sched; -1 until then */
+	int vcpu_of_tid_fd; /* set by the KVM loader, adopted by sched; -1 until then */
 };
 
 /*

@@ -30,8 +30,9 @@ int sched_probe__open(struct probe_env *env, struct sched_probe **out)
 	int err;
 
 	if (!env->vmlinux_btf) {
-		probe_report__add(env->report, FAMILY, "sched_switch", "sched_switch", false, "%s",
-				  "no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
+		probe_report__add(
+			env->report, FAMILY, "sched_switch", "sched_switch", false, "%s",
+			"no kernel BTF (/sys/kernel/btf/vmlinux): need CONFIG_DEBUG_INFO_BTF=y");
 		return -ENOTSUP;
 	}
 	p = calloc(1, sizeof(*p));
