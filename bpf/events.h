@@ -7,6 +7,10 @@
 #ifndef NOVAMON_BPF_EVENTS_H
 #define NOVAMON_BPF_EVENTS_H
 
+#ifndef __VMLINUX_H__ /* userspace: BPF programs get the __u* types from vmlinux.h */
+#include <linux/types.h>
+#endif
+
 /* Event types; the high byte names the source (probe family). */
 enum novamon_event_type {
 	EV_KVM_USERSPACE_EXIT = 0x0101,

@@ -47,6 +47,7 @@ const volatile __u64 wakeup_bytes = 256 * 1024;
 
 struct ring_ref {
 	void *ring;
+	struct ring_stats *stats;
 	__u64 avail;
 };
 
@@ -65,6 +66,7 @@ static __always_inline void *ring_this_cpu(struct ring_ref *r)
 
 	if (!st)
 		return NULL;
+	r->stats = st;
 	/*
 	 * Atomic even though per-CPU: an irq-context program (block_rq_complete)
 	 * can interrupt a task-context one on this CPU between load and store.
@@ -79,24 +81,16 @@ static __always_inline void *ring_this_cpu(struct ring_ref *r)
 	return r->ring;
 }
 
-static __always_inline void ring_count_lost(void)
-{
-	struct ring_stats *st = ring_stats_this_cpu();
-
-	if (st)
-		__sync_fetch_and_add(&st->lost, 1);
-}
-
 /* Reservation size must be a verifier-known constant, hence a macro. */
-#define ring_reserve(r, size)                                            \
-	({                                                               \
-		void *__e = NULL;                                        \
-		if (ring_this_cpu(r)) {                                  \
-			__e = bpf_ringbuf_reserve((r)->ring, (size), 0); \
-			if (!__e)                                        \
-				ring_count_lost();                       \
-		}                                                        \
-		__e;                                                     \
+#define ring_reserve(r, size)                                               \
+	({                                                                  \
+		void *__e = NULL;                                           \
+		if (ring_this_cpu(r)) {                                     \
+			__e = bpf_ringbuf_reserve((r)->ring, (size), 0);    \
+			if (!__e)                                           \
+				__sync_fetch_and_add(&(r)->stats->lost, 1); \
+		}                                                           \
+		__e;                                                        \
 	})
 
 static __always_inline void ring_header(struct event_header *h, __u16 type, __u16 size)

@@ -16,10 +16,14 @@
 #include "ringbuf.bpf.h"
 
 /* inputs */
-const volatile __u32 bench_tgid = BENCH_TGID_NONE; /* only this process triggers */
-const volatile __s64 bench_syscall = -1;           /* only this syscall number */
-const volatile __u32 batch = 1;                    /* events per trigger, <= BENCH_MAX_BATCH */
-const volatile bool force_wakeup = false;          /* BPF_RB_FORCE_WAKEUP on every event */
+/* Only this process triggers. */
+const volatile __u32 bench_tgid = BENCH_TGID_NONE;
+/* Only this syscall number. */
+const volatile __s64 bench_syscall = -1;
+/* Events per trigger, at most BENCH_MAX_BATCH. */
+const volatile __u32 batch = 1;
+/* Submit with BPF_RB_FORCE_WAKEUP on every event instead of ring_submit(). */
+const volatile bool force_wakeup = false;
 
 static __always_inline void emit(__u32 i, __u32 cpu)
 {

@@ -11,6 +11,10 @@
  * unless it has a vm_info that was in use (seen as a KVM user or looked up)
  * in the last REGISTRY_KEEP_MS: events of a VM that just exited may still be
  * queued and should get its real name.
+ *
+ * With libvirt, its lifecycle events arrive in a thread of ours running
+ * libvirt's default event loop; they cross to the tick thread through a
+ * small locked queue (struct registry_lc_queue), the only shared state.
  */
 #ifdef __has_include
 #if __has_include("build_config.h")
@@ -867,6 +871,10 @@ int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, 
 }
 
 #if HAVE_LIBVIRT
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -875,18 +883,246 @@ int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, 
 /* Interval between two matches of all VMs (tenant metadata may change). */
 #define REGISTRY_VIRT_FULL_MS 30000
 #define REGISTRY_VIRT_NS "https://novacron.io/xmlns/novamon/1"
+/* Lifecycle events queued between two refreshes; more are dropped. */
+#define REGISTRY_LC_QUEUE 256
+/* VMs with lifecycle counts; the least recently active is evicted past it. */
+#define REGISTRY_LC_MAX_VMS 1024
+/* Counts of a VM last undefined or stopped this long ago are forgotten. */
+#define REGISTRY_LC_FORGET_MS 3600000
+/* Interval between two looks for counts to forget. */
+#define REGISTRY_LC_SWEEP_MS 60000
+#define REGISTRY_LC_NEVENTS 9
+
+/* Names of virDomainEventType values, as exported. */
+static const char *const registry_lc_names[REGISTRY_LC_NEVENTS] = {
+	[VIR_DOMAIN_EVENT_DEFINED] = "defined",	  [VIR_DOMAIN_EVENT_UNDEFINED] = "undefined",
+	[VIR_DOMAIN_EVENT_STARTED] = "started",	  [VIR_DOMAIN_EVENT_SUSPENDED] = "suspended",
+	[VIR_DOMAIN_EVENT_RESUMED] = "resumed",	  [VIR_DOMAIN_EVENT_STOPPED] = "stopped",
+	[VIR_DOMAIN_EVENT_SHUTDOWN] = "shutdown", [VIR_DOMAIN_EVENT_PMSUSPENDED] = "pmsuspended",
+	[VIR_DOMAIN_EVENT_CRASHED] = "crashed",
+};
+
+struct registry_lc_event {
+	char name[sizeof(((struct vm_info *)0)->name)];
+	char uuid[VIR_UUID_STRING_BUFLEN]; /* "" when unknown */
+	int event; /* virDomainEventType */
+	int detail;
+	uint64_t ts_ms; /* CLOCK_MONOTONIC, when libvirt delivered it */
+};
+
+/*
+ * What libvirt's event thread shares with the tick thread, all under lock:
+ * the callbacks only queue events and raise flags, the tick drains them.
+ * Reference counted: the registry holds one reference, and so does every
+ * lifecycle callback registration (released by libvirt through its freecb,
+ * which runs only once the callback can no longer be running).
+ */
+struct registry_lc_queue {
+	pthread_mutex_t lock;
+	unsigned int refs;
+	bool rescan; /* a domain changed: match all VMs at the next refresh */
+	bool closed; /* the connection closed under us */
+	uint64_t dropped; /* events lost to a full queue */
+	size_t head, len;
+	struct registry_lc_event ev[REGISTRY_LC_QUEUE];
+};
+
+/* Cumulative lifecycle counts of one VM (by domain name). */
+struct registry_lc_vm {
+	char name[sizeof(((struct vm_info *)0)->name)];
+	uint64_t counts[REGISTRY_LC_NEVENTS];
+	uint64_t last_ms; /* registry time of its last event */
+	bool gone; /* that event was "undefined" or "stopped" */
+};
 
 struct registry_virt {
 	virConnectPtr conn;
 	char *uri; /* NULL: "qemu:///system", when its socket exists */
 	uint64_t retry_ms; /* earliest next connection attempt */
 	uint64_t full_ms; /* next match of all VMs */
+	struct registry_lc_queue *q; /* NULL until the first connection */
+	int lc_id; /* lifecycle callback id on conn, -1 when none */
+	bool close_cb; /* close callback registered on conn */
+	bool loop_ref; /* holds a reference on the event loop thread */
+	struct registry_lc_vm *lc; /* counts, unordered */
+	size_t nlc;
+	size_t lc_cap;
+	uint64_t lc_sweep_ms; /* next look for counts to forget */
 };
+
+/*
+ * libvirt's default event loop, process wide: registered once, run by one
+ * thread that lives while some registry holds a reference on it. The wake
+ * timer is disabled (-1) while the thread runs; stopping sets registry_ev_stop
+ * and arms it, so that virEventRunDefaultImpl() returns and the thread sees
+ * the flag.
+ */
+static pthread_once_t registry_ev_once = PTHREAD_ONCE_INIT;
+static bool registry_ev_ok; /* virEventRegisterDefaultImpl() succeeded */
+static pthread_mutex_t registry_ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned int registry_ev_refs;
+static pthread_t registry_ev_thread;
+static int registry_ev_timer = -1;
+static atomic_bool registry_ev_stop;
+
+static void registry_ev_register(void)
+{
+	registry_ev_ok = virEventRegisterDefaultImpl() == 0;
+}
+
+static void registry_ev_wake(int timer, void *opaque)
+{
+	(void)timer;
+	(void)opaque;
+}
+
+static void *registry_ev_run(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&registry_ev_stop)) {
+		if (virEventRunDefaultImpl() < 0) {
+			log_debug("registry: libvirt event loop failed");
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Take a reference on the event loop thread, registering libvirt's default
+ * event loop first (it must be before a connection is opened). Returns 0 or
+ * a negative errno; without it, VMs are still matched by polling.
+ */
+static int registry_ev_get(void)
+{
+	int err = 0;
+
+	pthread_once(&registry_ev_once, registry_ev_register);
+	if (!registry_ev_ok)
+		return -ENOTSUP;
+	pthread_mutex_lock(&registry_ev_lock);
+	if (registry_ev_refs++)
+		goto unlock;
+	registry_ev_timer = virEventAddTimeout(-1, registry_ev_wake, NULL, NULL);
+	if (registry_ev_timer < 0) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	atomic_store(&registry_ev_stop, false);
+	err = -pthread_create(&registry_ev_thread, NULL, registry_ev_run, NULL);
+	if (!err)
+		goto unlock;
+	virEventRemoveTimeout(registry_ev_timer);
+	registry_ev_timer = -1;
+fail:
+	registry_ev_refs--;
+unlock:
+	pthread_mutex_unlock(&registry_ev_lock);
+	return err;
+}
+
+/* Drop a reference on the event loop thread; the last one stops and joins it. */
+static void registry_ev_put(void)
+{
+	pthread_mutex_lock(&registry_ev_lock);
+	if (!--registry_ev_refs) {
+		atomic_store(&registry_ev_stop, true);
+		virEventUpdateTimeout(registry_ev_timer, 0);
+		pthread_join(registry_ev_thread, NULL);
+		virEventRemoveTimeout(registry_ev_timer);
+		registry_ev_timer = -1;
+	}
+	pthread_mutex_unlock(&registry_ev_lock);
+}
+
+static struct registry_lc_queue *registry_lc_queue_new(void)
+{
+	struct registry_lc_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	if (pthread_mutex_init(&q->lock, NULL)) {
+		free(q);
+		return NULL;
+	}
+	q->refs = 1;
+	return q;
+}
+
+static void registry_lc_queue_ref(struct registry_lc_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->refs++;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Drop a reference on q (a virFreeCallback); the last one frees it. */
+static void registry_lc_queue_unref(void *opaque)
+{
+	struct registry_lc_queue *q = opaque;
+	unsigned int refs;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	refs = --q->refs;
+	pthread_mutex_unlock(&q->lock);
+	if (refs)
+		return;
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+/* Lifecycle callback, in the event loop thread: queue the event, nothing else. */
+static int registry_lc_on_event(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+				void *opaque)
+{
+	struct registry_lc_queue *q = opaque;
+	struct registry_lc_event *e;
+	struct timespec ts;
+	const char *name;
+
+	(void)conn;
+	name = virDomainGetName(dom);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&q->lock);
+	q->rescan = true;
+	if (!name || q->len == REGISTRY_LC_QUEUE) {
+		q->dropped++;
+		goto unlock;
+	}
+	e = &q->ev[(q->head + q->len) % REGISTRY_LC_QUEUE];
+	registry_copy(e->name, sizeof(e->name), name, strlen(name));
+	if (virDomainGetUUIDString(dom, e->uuid))
+		e->uuid[0] = '\0';
+	e->event = event;
+	e->detail = detail;
+	e->ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	q->len++;
+unlock:
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
+/* Close callback, in the event loop thread: have the tick reconnect. */
+static void registry_lc_on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct registry_lc_queue *q = opaque;
+
+	(void)conn;
+	(void)reason;
+	pthread_mutex_lock(&q->lock);
+	q->closed = true;
+	pthread_mutex_unlock(&q->lock);
+}
 
 static struct registry_virt *registry_virt_get(struct registry *r)
 {
-	if (!r->virt)
+	if (!r->virt) {
 		r->virt = calloc(1, sizeof(*r->virt));
+		if (r->virt)
+			r->virt->lc_id = -1;
+	}
 	return r->virt;
 }
 
@@ -897,11 +1133,48 @@ static void registry_virt_on_error(void *opaque, virErrorPtr err)
 	log_debug("registry: libvirt: %s", err && err->message ? err->message : "error");
 }
 
+/* Deregister the callbacks from the connection and close it. */
 static void registry_virt_close(struct registry_virt *v)
 {
-	if (v->conn)
-		virConnectClose(v->conn);
+	if (!v->conn)
+		return;
+	/* On a dead connection this fails, but still drops the callback. */
+	if (v->lc_id >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->lc_id);
+	v->lc_id = -1;
+	/* Fails when it has fired: libvirt then forgot it already. */
+	if (v->close_cb)
+		virConnectUnregisterCloseCallback(v->conn, registry_lc_on_close);
+	v->close_cb = false;
+	virConnectClose(v->conn);
 	v->conn = NULL;
+}
+
+/*
+ * Register the lifecycle and close callbacks on the new connection. Without
+ * them, VMs are still matched by polling and no lifecycle event is counted.
+ */
+static void registry_virt_listen(struct registry_virt *v)
+{
+	if (!v->loop_ref || !v->q)
+		return;
+	registry_lc_queue_ref(v->q);
+	v->lc_id = virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+						    VIR_DOMAIN_EVENT_CALLBACK(registry_lc_on_event),
+						    v->q, registry_lc_queue_unref);
+	if (v->lc_id < 0) {
+		registry_lc_queue_unref(v->q);
+		log_debug("registry: no libvirt lifecycle events");
+		return;
+	}
+	/*
+	 * No freecb: the drivers that do not implement close callbacks would
+	 * never call it. The callback runs under a lock that unregistering
+	 * takes too, and the registry's own reference outlives the connection.
+	 */
+	v->close_cb = !virConnectRegisterCloseCallback(v->conn, registry_lc_on_close, v->q, NULL);
+	/* Notices a dead libvirtd (remote driver only; others refuse). */
+	virConnectSetKeepAlive(v->conn, 5, 3);
 }
 
 /*
@@ -922,12 +1195,121 @@ static bool registry_virt_connect(struct registry_virt *v, uint64_t now_ms)
 		return false;
 	/* Process wide; libvirt has no per-open error handler. */
 	virSetErrorFunc(NULL, registry_virt_on_error);
+	if (!v->q)
+		v->q = registry_lc_queue_new();
+	/* The event loop must be registered before the connection is opened. */
+	if (!v->loop_ref)
+		v->loop_ref = !registry_ev_get();
 	v->conn = virConnectOpenReadOnly(v->uri ? v->uri : "qemu:///system");
 	if (!v->conn)
 		return false;
 	log_debug("registry: connected to libvirt");
+	registry_virt_listen(v);
 	v->full_ms = 0;
 	return true;
+}
+
+/* The counts of the VM called name, created when new; NULL on ENOMEM. */
+static struct registry_lc_vm *registry_lc_vm_get(struct registry_virt *v, const char *name)
+{
+	struct registry_lc_vm *e, *victim = NULL;
+	size_t i;
+
+	for (i = 0; i < v->nlc; i++) {
+		e = &v->lc[i];
+		if (!strcmp(e->name, name))
+			return e;
+		/* The least recently active, preferring VMs that are gone. */
+		if (!victim || (e->gone && !victim->gone) ||
+		    (e->gone == victim->gone && e->last_ms < victim->last_ms))
+			victim = e;
+	}
+	if (v->nlc == REGISTRY_LC_MAX_VMS) {
+		log_debug("registry: forgetting lifecycle counts of %s", victim->name);
+		e = victim;
+	} else {
+		if (v->nlc == v->lc_cap) {
+			size_t ncap = v->lc_cap ? v->lc_cap * 2 : 16;
+
+			e = realloc(v->lc, ncap * sizeof(*e));
+			if (!e)
+				return NULL;
+			v->lc = e;
+			v->lc_cap = ncap;
+		}
+		e = &v->lc[v->nlc++];
+	}
+	memset(e, 0, sizeof(*e));
+	registry_copy(e->name, sizeof(e->name), name, strlen(name));
+	return e;
+}
+
+/* Forget the counts of VMs undefined or stopped over REGISTRY_LC_FORGET_MS ago. */
+static void registry_lc_sweep(struct registry_virt *v, uint64_t now_ms)
+{
+	size_t i = 0;
+
+	if (now_ms < v->lc_sweep_ms)
+		return;
+	v->lc_sweep_ms = now_ms + REGISTRY_LC_SWEEP_MS;
+	while (i < v->nlc) {
+		struct registry_lc_vm *e = &v->lc[i];
+
+		if (e->gone && now_ms >= e->last_ms && now_ms - e->last_ms > REGISTRY_LC_FORGET_MS)
+			*e = v->lc[--v->nlc];
+		else
+			i++;
+	}
+}
+
+/*
+ * Count the queued lifecycle events, and close the connection when libvirt
+ * said it closed. Returns whether a domain changed since the last call.
+ */
+static bool registry_lc_drain(struct registry_virt *v, uint64_t now_ms)
+{
+	struct registry_lc_queue *q = v->q;
+	bool rescan = false, closed = false;
+
+	if (!q)
+		return false;
+	for (;;) {
+		struct registry_lc_event e;
+		struct registry_lc_vm *vm;
+
+		pthread_mutex_lock(&q->lock);
+		if (!q->len) {
+			rescan = q->rescan;
+			closed = q->closed;
+			q->rescan = false;
+			q->closed = false;
+			pthread_mutex_unlock(&q->lock);
+			break;
+		}
+		e = q->ev[q->head];
+		q->head = (q->head + 1) % REGISTRY_LC_QUEUE;
+		q->len--;
+		pthread_mutex_unlock(&q->lock);
+		if (e.event < 0 || e.event >= REGISTRY_LC_NEVENTS) {
+			log_debug("registry: libvirt event %d of %s ignored", e.event, e.name);
+			continue;
+		}
+		vm = registry_lc_vm_get(v, e.name);
+		if (!vm)
+			continue;
+		vm->counts[e.event]++;
+		vm->last_ms = now_ms;
+		vm->gone = e.event == VIR_DOMAIN_EVENT_UNDEFINED ||
+			   e.event == VIR_DOMAIN_EVENT_STOPPED;
+		log_debug("registry: domain %s (%s) %s, detail %d, at %llu ms", e.name, e.uuid,
+			  registry_lc_names[e.event], e.detail, (unsigned long long)e.ts_ms);
+	}
+	if (closed) {
+		log_debug("registry: libvirt connection closed");
+		registry_virt_close(v);
+	}
+	registry_lc_sweep(v, now_ms);
+	return rescan;
 }
 
 /* Decode the five predefined XML entities of s[0..len) into dst. */
@@ -1047,18 +1429,22 @@ static void registry_virt_apply(struct registry *r, virDomainPtr dom)
 
 /*
  * Match active libvirt domains to live KVM VMs: when a VM appeared that was
- * never matched, and every REGISTRY_VIRT_FULL_MS. Errors are only logged at
- * debug: the registry works from /proc alone.
+ * never matched, when libvirt reported a lifecycle event, and every
+ * REGISTRY_VIRT_FULL_MS. Errors are only logged at debug: the registry works
+ * from /proc alone.
  */
 static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
 {
 	struct registry_virt *v = registry_virt_get(r);
 	virDomainPtr *doms = NULL;
-	bool need = false;
+	bool need;
 	size_t i;
 	int n, k;
 
-	if (!v || !registry_virt_connect(v, now_ms))
+	if (!v)
+		return;
+	need = registry_lc_drain(v, now_ms);
+	if (!registry_virt_connect(v, now_ms))
 		return;
 	for (i = 0; i < r->nbuckets; i++) {
 		struct registry_proc *p;
@@ -1087,11 +1473,17 @@ static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
 
 static void registry_virt_free(struct registry *r)
 {
-	if (!r->virt)
+	struct registry_virt *v = r->virt;
+
+	if (!v)
 		return;
-	registry_virt_close(r->virt);
-	free(r->virt->uri);
-	free(r->virt);
+	registry_virt_close(v);
+	if (v->loop_ref)
+		registry_ev_put();
+	registry_lc_queue_unref(v->q);
+	free(v->lc);
+	free(v->uri);
+	free(v);
 	r->virt = NULL;
 }
 
@@ -1113,6 +1505,43 @@ int registry__set_libvirt_uri(struct registry *r, const char *uri)
 	v->retry_ms = 0;
 	return 0;
 }
+
+int registry__for_each_lifecycle(struct registry *r,
+				 int (*fn)(const char *vm, const char *event, uint64_t count,
+					   void *ctx),
+				 void *ctx)
+{
+	size_t i;
+	int k, ret;
+
+	if (!r->virt)
+		return 0;
+	for (i = 0; i < r->virt->nlc; i++) {
+		const struct registry_lc_vm *e = &r->virt->lc[i];
+
+		for (k = 0; k < REGISTRY_LC_NEVENTS; k++) {
+			if (!e->counts[k])
+				continue;
+			ret = fn(e->name, registry_lc_names[k], e->counts[k], ctx);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+uint64_t registry__lifecycle_dropped(const struct registry *r)
+{
+	struct registry_lc_queue *q = r->virt ? r->virt->q : NULL;
+	uint64_t n;
+
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	n = q->dropped;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
 #else /* !HAVE_LIBVIRT */
 static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
 {
@@ -1130,5 +1559,22 @@ int registry__set_libvirt_uri(struct registry *r, const char *uri)
 	(void)r;
 	(void)uri;
 	return -EOPNOTSUPP;
+}
+
+int registry__for_each_lifecycle(struct registry *r,
+				 int (*fn)(const char *vm, const char *event, uint64_t count,
+					   void *ctx),
+				 void *ctx)
+{
+	(void)r;
+	(void)fn;
+	(void)ctx;
+	return 0;
+}
+
+uint64_t registry__lifecycle_dropped(const struct registry *r)
+{
+	(void)r;
+	return 0;
 }
 #endif /* HAVE_LIBVIRT */

@@ -13,7 +13,11 @@
  * "CPU <n>/KVM" (qemu names them so with debug-threads=on, which libvirt sets).
  *
  * The registry is owned and used by one thread (the 1 Hz tick); it is not
- * thread safe. Nothing here runs on the per-event path.
+ * thread safe. Nothing here runs on the per-event path. With libvirt, it
+ * also runs libvirt's default event loop in a thread of its own (one per
+ * process, registered with virEventRegisterDefaultImpl() on the first
+ * connection, stopped and joined when the last registry is freed), which
+ * only queues lifecycle events for the next registry__refresh().
  */
 #ifndef NOVAMON_REGISTRY_H
 #define NOVAMON_REGISTRY_H
@@ -91,5 +95,29 @@ int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, 
  * when built without libvirt.
  */
 int registry__set_libvirt_uri(struct registry *r, const char *uri);
+
+/*
+ * Call fn(vm, event, count, ctx) for every libvirt domain lifecycle event
+ * seen while connected: vm is the domain name, event the lower-case libvirt
+ * lifecycle name ("defined", "undefined", "started", "suspended", "resumed",
+ * "stopped", "shutdown", "pmsuspended", "crashed"), count the cumulative
+ * number of such events, never 0. Events are counted by registry__refresh(),
+ * which also matches all domains again after any event (so a domain that
+ * just started is named at once). Counts of a VM whose last event was
+ * "undefined" or "stopped" over an hour ago are forgotten, and so are those
+ * of the least recently active VM beyond 1024 VMs. Stops early and returns
+ * fn's value when it is non-zero; returns 0 otherwise, and calls nothing
+ * without libvirt.
+ */
+int registry__for_each_lifecycle(struct registry *r,
+				 int (*fn)(const char *vm, const char *event, uint64_t count,
+					   void *ctx),
+				 void *ctx);
+
+/*
+ * The number of lifecycle events lost because more than 256 arrived between
+ * two refreshes (cumulative; 0 without libvirt).
+ */
+uint64_t registry__lifecycle_dropped(const struct registry *r);
 
 #endif /* NOVAMON_REGISTRY_H */

@@ -131,7 +131,7 @@ size_t series_table__expire(struct series_table *t, uint64_t now_ms, uint64_t ma
 	for (i = 0; i < t->nbuckets; i++) {
 		pp = &t->buckets[i];
 		while ((s = *pp)) {
-			if (now_ms - s->last_ms <= max_idle_ms) {
+			if (s->last_ms >= now_ms || now_ms - s->last_ms <= max_idle_ms) {
 				pp = &s->hnext;
 				continue;
 			}

@@ -65,7 +65,8 @@ void shard_table__clear(struct shard_table *t)
 	if (t->used > t->cap / 8) {
 		memset(t->entries, 0, (size_t)t->cap * sizeof(*e));
 	} else {
-		shard_table__for_each(t, e) memset(e, 0, sizeof(*e));
+		shard_table__for_each(t, e)
+			memset(e, 0, sizeof(*e));
 	}
 	t->used = 0;
 	t->overflow = 0;

@@ -95,9 +95,10 @@ static inline void shard_val__observe(struct shard_val *v, uint64_t ns)
 	v->hist_sum += ns;
 }
 
-/* Visit every used entry. */
+/* Visit every used entry (the empty if/else keeps a caller's else its own). */
 #define shard_table__for_each(t, e)                                    \
 	for ((e) = (t)->entries; (e) < (t)->entries + (t)->cap; (e)++) \
-		if ((e)->used)
+		if (!(e)->used) {                                      \
+		} else
 
 #endif /* NOVAMON_SHARD_H */

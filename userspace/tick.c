@@ -359,7 +359,8 @@ static void merge_workers(struct tick *t, uint64_t now_ms)
 		tab = worker__flip(ws->w[i], 200);
 		if (!tab)
 			continue; /* busy: merged on a later tick */
-		shard_table__for_each(tab, e) merge_entry(t, e, now_ms);
+		shard_table__for_each(tab, e)
+			merge_entry(t, e, now_ms);
 		t->shard_overflow += tab->overflow;
 		shard_table__clear(tab);
 	}
@@ -482,6 +483,47 @@ static int vm_info_one(const struct vm_info *vm, void *ctx)
 #define LOST_HELP "Events dropped in the kernel because the CPU's ring was full."
 #define PRODUCED_NAME "novamon_events_produced_total"
 #define PRODUCED_HELP "Events the probes emitted on each CPU (= consumed + lost + in flight)."
+
+static int lifecycle_one(const char *vm, const char *event, uint64_t count, void *ctx)
+{
+	struct metric_set *set = ctx;
+	struct metric_labels l;
+
+	metric_labels__init(&l);
+	metric_labels__add(&l, "vm", vm);
+	metric_labels__add(&l, "event", event);
+	return add_gauge(
+		set, "novamon_vm_lifecycle_events_total",
+		"libvirt domain lifecycle events (started, stopped, suspended, ...) per VM.",
+		METRIC_COUNTER, &l, count);
+}
+
+/* VM identities and libvirt lifecycle counts from the registry. */
+static int add_registry_families(struct tick *t, struct metric_set *set)
+{
+	int err = registry__for_each_vm(t->reg, vm_info_one, set);
+
+	/* Declared even when empty, so the family is discoverable. */
+	if (!err &&
+	    !metric_set__family(set, "novamon_vm_info",
+				"A VM known on this host (a process using KVM), with its identity.",
+				METRIC_GAUGE, NULL, 0))
+		err = -errno;
+	if (!err &&
+	    !metric_set__family(
+		    set, "novamon_vm_lifecycle_events_total",
+		    "libvirt domain lifecycle events (started, stopped, suspended, ...) per VM.",
+		    METRIC_COUNTER, NULL, 0))
+		err = -errno;
+	if (!err)
+		err = registry__for_each_lifecycle(t->reg, lifecycle_one, set);
+	if (!err)
+		err = add_gauge(
+			set, "novamon_vm_lifecycle_events_dropped_total",
+			"libvirt lifecycle events dropped because the registry's queue was full.",
+			METRIC_COUNTER, NULL, registry__lifecycle_dropped(t->reg));
+	return err;
+}
 
 /* Counters of the capture machinery itself. */
 static int add_capture_families(struct tick *t, struct metric_set *set, uint64_t *events)
@@ -673,7 +715,7 @@ static char *render_health(struct tick *t, uint64_t now_ms, uint64_t events, uin
 			fprintf(f, "%s%d", j ? "," : "", w->cpus[j]);
 		fprintf(f, "],\"rings\":[");
 		for (j = 0; j < w->nrings; j++)
-			fprintf(f, "%s%d", j ? "," : "", w->ring_cpus[j]);
+			fprintf(f, "%s%d", j ? "," : "", w->rings[j].cpu);
 		fprintf(f, "],\"events_total\":%llu}",
 			(unsigned long long)(__atomic_load_n(&w->consumed[SOURCE_KVM],
 							     __ATOMIC_RELAXED) +
@@ -765,7 +807,7 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	if (!err)
 		err = add_capture_families(t, set, &events);
 	if (!err)
-		err = registry__for_each_vm(t->reg, vm_info_one, set);
+		err = add_registry_families(t, set);
 	if (!err)
 		err = add_self_families(t, set);
 	if (err) {

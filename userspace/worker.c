@@ -34,7 +34,8 @@ int worker_dispatch(struct worker *w, struct shard_table *t, const void *data, s
 	if (size < sizeof(*h) || h->size > size)
 		goto bad;
 	src = NOVAMON_EVENT_SOURCE(h->type);
-	if (src >= SOURCE_MAX || !handlers[src] || handlers[src](t, h, size))
+	/* Decode by the size the event claims, which must fit the sample. */
+	if (src >= SOURCE_MAX || !handlers[src] || handlers[src](t, h, h->size))
 		goto bad;
 	/* Only this thread writes its counters; the tick reads them. */
 	add_relaxed(&w->consumed[src], 1);
@@ -46,9 +47,28 @@ bad:
 
 static int on_event(void *ctx, void *data, size_t size)
 {
-	struct worker *w = ctx;
+	struct worker_ring *ring = ctx;
 
-	return worker_dispatch(w, w->cur, data, size);
+	worker_dispatch(ring->w, ring->w->cur, data, size);
+	/* The event is consumed either way; stop this ring at its budget. */
+	return ++ring->n >= WORKER_RING_BUDGET ? -EAGAIN : 0;
+}
+
+/* Drain every ring once, up to its budget. Returns true if one has more. */
+static bool drain(struct worker *w)
+{
+	bool more = false;
+	size_t i, r;
+
+	for (i = 0; i < w->nrings; i++) {
+		r = (w->next_ring + i) % w->nrings;
+		w->rings[r].n = 0;
+		if (ring_buffer__consume(w->rings[r].rb) == -EAGAIN)
+			more = true;
+	}
+	if (w->nrings)
+		w->next_ring = (w->next_ring + 1) % w->nrings;
+	return more;
 }
 
 static void pin_to_cpus(const struct worker *w)
@@ -69,6 +89,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[4];
+	bool more = false;
 	char name[16];
 	uint64_t e, v;
 	int n, i;
@@ -78,14 +99,13 @@ static void *worker_main(void *arg)
 	pin_to_cpus(w);
 
 	while (!*w->quit) {
-		n = epoll_wait(w->epfd, evs, 4, w->poll_ms);
+		n = epoll_wait(w->epfd, evs, 4, more ? 0 : w->poll_ms);
 		for (i = 0; i < n; i++)
 			if (evs[i].data.fd == w->wake_fd)
 				(void)!read(w->wake_fd, &v, sizeof(v));
 		e = __atomic_load_n(&w->epoch, __ATOMIC_ACQUIRE);
 		w->cur = &w->tables[e & 1];
-		/* Events are submitted without wake-ups: drain on every pass. */
-		ring_buffer__consume(w->rb);
+		more = drain(w);
 		__atomic_store_n(&w->seen_epoch, e, __ATOMIC_RELEASE);
 		add_relaxed(&w->wakeups, 1);
 	}
@@ -94,9 +114,13 @@ static void *worker_main(void *arg)
 
 static void worker_free(struct worker *w)
 {
+	size_t i;
+
 	if (!w)
 		return;
-	ring_buffer__free(w->rb);
+	for (i = 0; w->rings && i < w->nrings; i++)
+		ring_buffer__free(w->rings[i].rb);
+	free(w->rings);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	if (w->wake_fd >= 0)
@@ -104,7 +128,6 @@ static void worker_free(struct worker *w)
 	shard_table__destroy(&w->tables[0]);
 	shard_table__destroy(&w->tables[1]);
 	free(w->cpus);
-	free(w->ring_cpus);
 	if (numa_available() >= 0)
 		numa_free(w, sizeof(*w));
 	else
@@ -134,8 +157,8 @@ static struct worker *worker_new(int id, const struct topology_node *tn, const s
 	w->poll_ms = poll_ms;
 	w->quit = quit;
 	w->cpus = calloc(tn->ncpus, sizeof(int));
-	w->ring_cpus = calloc(tn->ncpus, sizeof(int));
-	if (!w->cpus || !w->ring_cpus) {
+	w->rings = calloc(tn->ncpus, sizeof(*w->rings));
+	if (!w->cpus || !w->rings) {
 		err = -ENOMEM;
 		goto err_free;
 	}
@@ -149,22 +172,6 @@ static struct worker *worker_new(int id, const struct topology_node *tn, const s
 		goto err_free;
 	w->cur = &w->tables[0];
 
-	for (i = 0; i < tn->ncpus; i++) {
-		int cpu = tn->cpus[i];
-
-		if (cpu >= r->nr_cpus || r->ring_fd[cpu] < 0)
-			continue;
-		if (!w->rb) {
-			w->rb = ring_buffer__new(r->ring_fd[cpu], on_event, w, NULL);
-			err = w->rb ? 0 : -errno;
-		} else {
-			err = ring_buffer__add(w->rb, r->ring_fd[cpu], on_event, w);
-		}
-		if (err)
-			goto err_free;
-		w->ring_cpus[w->nrings++] = cpu;
-	}
-
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->epfd < 0 || w->wake_fd < 0) {
@@ -176,9 +183,29 @@ static struct worker *worker_new(int id, const struct topology_node *tn, const s
 		err = -errno;
 		goto err_free;
 	}
-	if (w->rb) {
-		ev.data.fd = ring_buffer__epoll_fd(w->rb);
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev)) {
+
+	for (i = 0; i < tn->ncpus; i++) {
+		struct worker_ring *ring = &w->rings[w->nrings];
+		int cpu = tn->cpus[i];
+
+		if (cpu >= r->nr_cpus || r->ring_fd[cpu] < 0)
+			continue;
+		ring->w = w;
+		ring->cpu = cpu;
+		ring->rb = ring_buffer__new(r->ring_fd[cpu], on_event, ring, NULL);
+		if (!ring->rb) {
+			err = -errno;
+			goto err_free;
+		}
+		w->nrings++;
+		/*
+		 * Edge-triggered: a ring with unread data is always readable, so
+		 * level-triggered polling would spin; edges come only from the
+		 * producers' wake-ups (the wakeup_bytes threshold).
+		 */
+		ev.events = EPOLLIN | EPOLLET;
+		ev.data.fd = r->ring_fd[cpu];
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, r->ring_fd[cpu], &ev)) {
 			err = -errno;
 			goto err_free;
 		}

@@ -4,6 +4,13 @@
  * with its memory on the node, consuming the rings of the node's CPUs from
  * one epoll loop and folding events into its private shard tables.
  *
+ * Reading: each ring's fd is in the worker's epoll edge-triggered, so the
+ * worker wakes only when a producer crosses the ring's wake-up threshold,
+ * and otherwise every poll_ms. A pass drains every ring, at most
+ * WORKER_RING_BUDGET events from each, starting with a different ring each
+ * time; a ring left non-empty makes the next pass start at once. No ring
+ * starves another, and a flip or quit is seen within one budget.
+ *
  * Hand-off to the 1 Hz tick, without a lock on the event path: a worker owns
  * two shard tables and writes the one selected by epoch (epoch & 1). The
  * tick bumps epoch, wakes the worker, and waits until the worker reports
@@ -25,6 +32,17 @@
 struct ring_buffer;
 struct rings;
 struct topology;
+struct worker;
+
+#define WORKER_RING_BUDGET 8192
+
+/* One consumed ring: its libbpf reader and this pass's event count. */
+struct worker_ring {
+	struct worker *w;
+	struct ring_buffer *rb;
+	int cpu;
+	uint32_t n;
+};
 
 struct worker {
 	/* Written by the worker thread, read by the tick (relaxed atomics). */
@@ -42,12 +60,12 @@ struct worker {
 	int node;
 	int *cpus; /* CPUs the thread is pinned to */
 	size_t ncpus;
-	int *ring_cpus; /* CPUs whose rings it consumes */
+	struct worker_ring *rings; /* the rings of the node's CPUs */
 	size_t nrings;
+	size_t next_ring; /* where the next pass starts */
 	int epfd;
 	int wake_fd; /* eventfd: flips and quit */
 	int poll_ms;
-	struct ring_buffer *rb;
 	struct shard_table tables[2];
 	struct shard_table *cur; /* worker-private: the table of seen_epoch */
 	pthread_t thread;

@@ -2,8 +2,8 @@
 /*
  * registry: VM and vCPU attribution against a fake proc tree built in a
  * temporary directory (pid dirs with cmdline, stat, fd/ and task/), plus one
- * smoke test against the real /proc and, when built with libvirt, one
- * against libvirt's in-process test driver.
+ * smoke test against the real /proc and, when built with libvirt, some
+ * against libvirt's in-process test driver (matching, lifecycle events).
  */
 #ifdef __has_include
 #if __has_include("build_config.h")
@@ -527,6 +527,25 @@ Test(registry, real_proc)
 	registry__free(r);
 }
 
+static int count_lifecycle(const char *vm, const char *event, uint64_t count, void *ctx)
+{
+	(void)vm;
+	(void)event;
+	(void)count;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+Test(registry, lifecycle_empty)
+{
+	int n = 0;
+
+	cr_assert_eq(registry__refresh(reg, 1000), 0);
+	cr_assert_eq(registry__for_each_lifecycle(reg, count_lifecycle, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(registry__lifecycle_dropped(reg), 0);
+}
+
 #if HAVE_LIBVIRT
 /* The running domain "test" of libvirt's built-in test driver. */
 #define TEST_DOMAIN_UUID "6695eb01-f6a4-8304-79aa-97f2502e193f"
@@ -594,9 +613,198 @@ Test(registry, libvirt_test_driver)
 	virDomainFree(dom);
 	virConnectClose(conn);
 }
+
+/* A domain of our own for lifecycle tests; none is active at first. */
+#define LC_UUID "3f1c9a2e-5b7d-4e60-8a1f-2c3d4e5f6a7b"
+#define LC_XML(name)                                                        \
+	"<domain type='test'><name>" name "</name><uuid>" LC_UUID "</uuid>" \
+	"<memory>1024</memory><os><type>hvm</type></os></domain>"
+
+struct lc_query {
+	const char *vm;
+	const char *event;
+	uint64_t count; /* of vm and event */
+	int entries; /* all calls */
+	uint64_t total; /* sum of all counts */
+};
+
+static int query_lifecycle(const char *vm, const char *event, uint64_t count, void *ctx)
+{
+	struct lc_query *q = ctx;
+
+	cr_assert_gt(count, 0);
+	if (!strcmp(vm, q->vm) && !strcmp(event, q->event))
+		q->count = count;
+	q->entries++;
+	q->total += count;
+	return 0;
+}
+
+static struct lc_query lc_query(const char *vm, const char *event)
+{
+	struct lc_query q = { .vm = vm, .event = event };
+
+	cr_assert_eq(registry__for_each_lifecycle(reg, query_lifecycle, &q), 0);
+	return q;
+}
+
+/* Refresh (advancing *now) until vm has want events of that kind, for up to 2 s. */
+static void wait_lifecycle(uint64_t *now, const char *vm, const char *event, uint64_t want)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		*now += 10;
+		cr_assert_geq(registry__refresh(reg, *now), 0);
+		if (lc_query(vm, event).count >= want)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(lc_query(vm, event).count, want, "%s %s", vm, event);
+}
+
+static int stop_lifecycle(const char *vm, const char *event, uint64_t count, void *ctx)
+{
+	(void)vm;
+	(void)event;
+	(void)count;
+	return ++*(int *)ctx == 2 ? 5 : 0;
+}
+
+Test(registry, libvirt_lifecycle)
+{
+	static const char *const events[] = { "defined", "started", "suspended",
+					      "resumed", "stopped", "undefined" };
+	virConnectPtr conn;
+	virDomainPtr dom;
+	uint64_t now = 1000;
+	struct lc_query q;
+	size_t i;
+	int n = 0;
+
+	virSetErrorFunc(NULL, silent);
+	/* Shares the registry's test driver state while it is open. */
+	conn = virConnectOpen("test:///default");
+	cr_assert_not_null(conn);
+	fake_proc(1000, 1, ARGV("qemu\0-name\0guest=other\0-uuid\0" LC_UUID "\0"), 1);
+	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(reg, now), 1);
+	cr_assert_str_eq(registry__vm(reg, 1000)->name, "other");
+	dom = virDomainDefineXML(conn, LC_XML("lc1"));
+	cr_assert_not_null(dom);
+	wait_lifecycle(&now, "lc1", "defined", 1);
+	cr_assert_eq(virDomainCreate(dom), 0);
+	wait_lifecycle(&now, "lc1", "started", 1);
+	/* Named at once, not at the next periodic match 30 s later. */
+	cr_assert_lt(now, 31000);
+	cr_assert_str_eq(registry__vm(reg, 1000)->name, "lc1");
+	cr_assert_eq(virDomainSuspend(dom), 0);
+	wait_lifecycle(&now, "lc1", "suspended", 1);
+	/* A new connection gets a new callback, and the old one is gone. */
+	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(reg, now += 10), 1);
+	cr_assert_eq(virDomainResume(dom), 0);
+	wait_lifecycle(&now, "lc1", "resumed", 1);
+	cr_assert_eq(virDomainDestroy(dom), 0);
+	wait_lifecycle(&now, "lc1", "stopped", 1);
+	cr_assert_eq(virDomainUndefine(dom), 0);
+	wait_lifecycle(&now, "lc1", "undefined", 1);
+	usleep(50000);
+	cr_assert_eq(registry__refresh(reg, now += 10), 1);
+	for (i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		cr_assert_eq(lc_query("lc1", events[i]).count, 1, "%s", events[i]);
+	q = lc_query("lc1", "started");
+	cr_assert_eq(q.entries, 6);
+	cr_assert_eq(q.total, 6);
+	cr_assert_eq(registry__lifecycle_dropped(reg), 0);
+	cr_assert_eq(registry__for_each_lifecycle(reg, stop_lifecycle, &n), 5);
+	cr_assert_eq(n, 2);
+	/* Counts of a VM undefined an hour ago are forgotten. */
+	cr_assert_eq(registry__refresh(reg, now + 3000000), 1);
+	cr_assert_eq(lc_query("lc1", "started").entries, 6);
+	cr_assert_eq(registry__refresh(reg, now + 3700000), 1);
+	cr_assert_eq(lc_query("lc1", "started").entries, 0);
+	virDomainFree(dom);
+	virConnectClose(conn);
+}
+
+Test(registry, libvirt_lifecycle_queue_full)
+{
+	virConnectPtr conn;
+	virDomainPtr dom;
+	uint64_t now = 1000;
+	struct lc_query q;
+	int i;
+
+	virSetErrorFunc(NULL, silent);
+	conn = virConnectOpen("test:///default");
+	cr_assert_not_null(conn);
+	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(reg, now), 0);
+	dom = virDomainCreateXML(conn, LC_XML("burst"), 0);
+	cr_assert_not_null(dom);
+	wait_lifecycle(&now, "burst", "started", 1);
+	/* 400 events without a refresh: the queue (256) overflows. */
+	for (i = 0; i < 200; i++) {
+		cr_assert_eq(virDomainSuspend(dom), 0);
+		cr_assert_eq(virDomainResume(dom), 0);
+	}
+	for (i = 0; i < 200 && registry__lifecycle_dropped(reg) < 400 - 256; i++)
+		usleep(10000);
+	usleep(50000);
+	cr_assert_eq(registry__lifecycle_dropped(reg), 400 - 256);
+	cr_assert_geq(registry__refresh(reg, now += 10), 0);
+	q = lc_query("burst", "suspended");
+	cr_assert_eq(q.total, 1 + 256);
+	cr_assert_eq(q.count + lc_query("burst", "resumed").count, 256);
+	/* Nothing is lost once the queue has room again. */
+	cr_assert_eq(virDomainDestroy(dom), 0);
+	wait_lifecycle(&now, "burst", "stopped", 1);
+	cr_assert_eq(registry__lifecycle_dropped(reg), 400 - 256);
+	virDomainFree(dom);
+	virConnectClose(conn);
+}
+Test(registry, libvirt_loop_restart)
+{
+	virConnectPtr conn;
+	virDomainPtr dom;
+	struct registry *other;
+	uint64_t now = 1000;
+
+	virSetErrorFunc(NULL, silent);
+	conn = virConnectOpen("test:///default");
+	cr_assert_not_null(conn);
+	/* Two registries share the event loop thread; freeing one keeps it. */
+	other = registry__new(root);
+	cr_assert_not_null(other);
+	cr_assert_eq(registry__set_libvirt_uri(other, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(other, now), 0);
+	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(reg, now), 0);
+	registry__free(other);
+	dom = virDomainDefineXML(conn, LC_XML("again"));
+	cr_assert_not_null(dom);
+	wait_lifecycle(&now, "again", "defined", 1);
+	/* The last one stops it; the next registry starts it again. */
+	registry__free(reg);
+	reg = registry__new(root);
+	cr_assert_not_null(reg);
+	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), 0);
+	cr_assert_eq(registry__refresh(reg, now), 0);
+	cr_assert_eq(virDomainCreate(dom), 0);
+	wait_lifecycle(&now, "again", "started", 1);
+	cr_assert_eq(lc_query("again", "defined").count, 0);
+	cr_assert_eq(virDomainDestroy(dom), 0);
+	cr_assert_eq(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	virConnectClose(conn);
+}
 #else
 Test(registry, libvirt_unsupported)
 {
 	cr_assert_eq(registry__set_libvirt_uri(reg, "test:///default"), -EOPNOTSUPP);
+	cr_assert_eq(registry__refresh(reg, 1000), 0);
+	cr_assert_eq(registry__for_each_lifecycle(reg, NULL, NULL), 0);
+	cr_assert_eq(registry__lifecycle_dropped(reg), 0);
 }
 #endif
