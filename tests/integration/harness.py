@@ -167,3 +167,43 @@ def value(metrics, name, **labels):
 
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class LoopDevice:
+    """A loop device over a sparse 16 MiB file; direct_reads() issues exactly
+    n 4 KiB O_DIRECT reads at distinct offsets (one block request each)."""
+
+    SIZE = 16 << 20
+    BS = 4096
+
+    def __init__(self):
+        import tempfile
+        f = tempfile.NamedTemporaryFile(prefix="novamon-loop-", dir="/var/tmp", delete=False)
+        f.truncate(self.SIZE)
+        f.close()
+        self.backing = f.name
+        try:
+            self.path = run(["losetup", "-f", "--show", self.backing]).stdout.strip()
+        except Exception:
+            os.unlink(self.backing)
+            raise
+        self.name = os.path.basename(self.path)
+
+    def direct_reads(self, n):
+        import mmap
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, self.BS)  # page aligned, as O_DIRECT wants
+        try:
+            for i in range(n):
+                if os.preadv(fd, [buf], (i * self.BS) % self.SIZE) != self.BS:
+                    fail("short O_DIRECT read")
+        finally:
+            os.close(fd)
+            buf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["losetup", "-d", self.path], capture_output=True)
+        os.unlink(self.backing)

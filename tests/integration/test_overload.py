@@ -3,16 +3,12 @@
 """Overload: with the daemon stopped (SIGSTOP) and tiny rings, events are
 produced faster than consumed. They must be counted as lost per CPU, and once
 the daemon runs again, produced = consumed + lost exactly."""
-import mmap
 import os
 import signal
-import tempfile
-import time
 
-from harness import Daemon, fail, need_bpf, run, value
+from harness import Daemon, LoopDevice, fail, need_bpf, value
 
 READS = 3000
-BS = 4096
 
 
 def totals(m):
@@ -24,45 +20,31 @@ def totals(m):
 
 def main():
     need_bpf()
-    backing = tempfile.NamedTemporaryFile(prefix="novamon-ovl-", dir="/var/tmp", delete=False)
-    backing.truncate(16 << 20)
-    backing.close()
-    loop = None
-    try:
-        loop = run(["losetup", "-f", "--show", backing.name]).stdout.strip()
-        # 4 KiB rings hold a few dozen events: a burst overflows them.
-        with Daemon("--ring-bytes", "4096", probes="block") as d:
-            d.require_attached("block", ["block_rq_issue", "block_rq_complete"])
+    # 4 KiB rings hold a few dozen events: a burst overflows them.
+    with LoopDevice() as loop, Daemon("--ring-bytes", "4096", probes="block") as d:
+        d.require_attached("block", ["block_rq_issue", "block_rq_complete"])
+        d.wait_tick(1)
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            loop.direct_reads(READS)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        # Settle: the same totals on two scrapes a tick apart.
+        prev = None
+        for _ in range(20):
             d.wait_tick(1)
-            os.kill(d.proc.pid, signal.SIGSTOP)
-            try:
-                fd = os.open(loop, os.O_RDONLY | os.O_DIRECT)
-                buf = mmap.mmap(-1, BS)
-                for i in range(READS):
-                    os.preadv(fd, [buf], (i * BS) % (16 << 20))
-                os.close(fd)
-            finally:
-                os.kill(d.proc.pid, signal.SIGCONT)
-            # Settle: the same totals on two scrapes a tick apart.
-            prev = None
-            for _ in range(20):
-                d.wait_tick(1)
-                cur = totals(d.metrics())
-                if cur == prev:
-                    break
-                prev = cur
-            produced, consumed, lost = cur
-            print(f"produced {produced}, consumed {consumed}, lost {lost}")
-            if lost <= 0:
-                fail("expected events to be lost with 4 KiB rings and a stopped reader")
-            if produced != consumed + lost:
-                fail(f"produced {produced} != consumed {consumed} + lost {lost}")
-            if produced < READS:
-                fail(f"produced {produced} < {READS} requests issued")
-    finally:
-        if loop:
-            run(["losetup", "-d", loop])
-        os.unlink(backing.name)
+            cur = totals(d.metrics())
+            if cur == prev:
+                break
+            prev = cur
+        produced, consumed, lost = cur
+        print(f"produced {produced}, consumed {consumed}, lost {lost}")
+        if lost <= 0:
+            fail("expected events to be lost with 4 KiB rings and a stopped reader")
+        if produced != consumed + lost:
+            fail(f"produced {produced} != consumed {consumed} + lost {lost}")
+        if produced < READS:
+            fail(f"produced {produced} < {READS} requests issued")
     print("ok")
 
 
