@@ -78,31 +78,10 @@ static void expo_put_help(struct expo_buf *b, const char *s)
 	expo_put(b, run, (size_t)(s - run));
 }
 
-/*
- * Format v so that Prometheus (Go strconv.ParseFloat) reads back exactly v:
- * NaN, +Inf, -Inf; integral values up to 2^53 without exponent or fraction;
- * everything else in the shortest of %.15g/%.16g/%.17g that round-trips.
- * Returns the length written into buf (at least EXPO_NUM_MAX bytes).
- */
+/* The one float formatting the exposition and the store's `le` labels share. */
 static int expo_format_double(char *buf, double v)
 {
-	int prec, n = 0;
-
-	if (isnan(v))
-		return snprintf(buf, EXPO_NUM_MAX, "NaN");
-	if (isinf(v))
-		return snprintf(buf, EXPO_NUM_MAX, v > 0 ? "+Inf" : "-Inf");
-	if (v == 0)
-		return snprintf(buf, EXPO_NUM_MAX, "0"); /* also -0 */
-	/* the cast is exact in this range, and keeps libm out of the link */
-	if (fabs(v) <= 9007199254740992.0 && v == (double)(int64_t)v)
-		return snprintf(buf, EXPO_NUM_MAX, "%.0f", v);
-	for (prec = 15; prec <= 17; prec++) {
-		n = snprintf(buf, EXPO_NUM_MAX, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	return n;
+	return metric_format_double(buf, EXPO_NUM_MAX, v);
 }
 
 static void expo_put_double(struct expo_buf *b, double v)

@@ -23,6 +23,13 @@ int cli_run(int argc, char **argv);
 int cli_top(int argc, char **argv);
 
 /*
+ * `novamon query 'EXPR'`: a PromQL query against a running daemon's
+ * Prometheus API, printed as a table or (--json) the raw answer. Returns 0,
+ * 1 when the daemon cannot be reached or rejects the query, 2 on bad usage.
+ */
+int cli_query(int argc, char **argv);
+
+/*
  * novamon top internals, exposed for the unit tests (tests/unit/
  * test_cli_top.c) and not meant for other callers.
  */

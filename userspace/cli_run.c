@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,17 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "prom_api.h"
 #include "registry.h"
+#include "store_sink.h"
 #include "tick.h"
+#include "tsdb/tsdb.h"
+
+#define MAX_ROUTES 32
 
 static volatile sig_atomic_t stop_requested;
+/* The query API's state; routes point into it for the daemon's lifetime. */
+static struct prom_api api;
 
 static void on_signal(int sig)
 {
@@ -83,6 +91,71 @@ static void sleep_to_next_second(void)
 		;
 }
 
+/* mkdir -p for the state directory. */
+static int make_dirs(const char *path)
+{
+	char tmp[512], *p;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The local store under state_dir/tsdb. When the directory cannot be used
+ * the daemon keeps a memory-only store and says so: nothing then survives a
+ * restart.
+ */
+static struct tsdb *open_store(const struct config *cfg)
+{
+	struct tsdb_retention ret = {
+		.prefix = "",
+		.raw_ms = (int64_t)cfg->retention_raw_seconds * 1000,
+		.m1_ms = (int64_t)cfg->retention_1m_seconds * 1000,
+		.h1_ms = (int64_t)cfg->retention_1h_seconds * 1000,
+	};
+	struct tsdb_opts opts = {
+		.key_file = cfg->key_file[0] ? cfg->key_file : NULL,
+		.retention = &ret,
+		.nretention = 1,
+		.checkpoint_interval_ms = (int64_t)cfg->checkpoint_interval_seconds * 1000,
+	};
+	char dir[512], err[512] = "";
+	struct tsdb *db;
+	int e;
+
+	snprintf(dir, sizeof(dir), "%s/tsdb", cfg->state_dir);
+	e = make_dirs(dir);
+	if (e) {
+		log_error("cannot create %s: %s; the store keeps data in memory only", dir,
+			  strerror(-e));
+	} else {
+		opts.dir = dir;
+		db = tsdb__open(&opts, err, sizeof(err));
+		if (db) {
+			if (err[0])
+				log_warn("store %s: %s", dir, err);
+			log_info("store at %s", dir);
+			return db;
+		}
+		log_error("cannot open the store at %s: %s", dir, err[0] ? err : strerror(errno));
+		if (opts.key_file)
+			return NULL; /* never fall back to unencrypted when a key is configured */
+		log_error("the store keeps data in memory only");
+	}
+	opts.dir = NULL;
+	return tsdb__open(&opts, err, sizeof(err));
+}
+
 static void log_report(const struct capture *cap)
 {
 	size_t i, attached = 0;
@@ -125,6 +198,11 @@ int cli_run(int argc, char **argv)
 	struct registry *reg = NULL;
 	struct capture *cap = NULL;
 	struct tick *tick = NULL;
+	struct tsdb *db = NULL;
+	struct http_route routes[MAX_ROUTES];
+	size_t nroutes = 0;
+	struct tick_sink sinks[2];
+	size_t nsinks = 0;
 	bool config_given = false, no_capture = false;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct config cfg;
@@ -218,14 +296,29 @@ int cli_run(int argc, char **argv)
 	store = metric_store__new();
 	if (!store)
 		goto out;
+	if (cfg.store_enabled) {
+		db = open_store(&cfg);
+		if (!db)
+			goto out;
+		sinks[nsinks++] = store_sink(db);
+		if (prom_api__init(&api, db))
+			goto out;
+		err = prom_api__routes(&api, routes + nroutes, MAX_ROUTES - nroutes);
+		if (err < 0)
+			goto out;
+		nroutes += err;
+	}
 	hopts.listen = cfg.listen;
 	hopts.store = store;
+	hopts.routes = routes;
+	hopts.nroutes = nroutes;
 	http = http_server__start(&hopts);
 	if (!http) {
 		log_error("cannot serve HTTP on %s: %s", cfg.listen, strerror(errno));
 		goto out;
 	}
-	log_info("serving http://%s/ (GET /metrics, GET /health)", cfg.listen);
+	log_info("serving http://%s/ (/metrics, /health%s)", cfg.listen,
+		 db ? ", /api/v1/query and the Prometheus query API" : "");
 
 	reg = registry__new("/proc");
 	if (!reg) {
@@ -239,7 +332,7 @@ int cli_run(int argc, char **argv)
 		goto out;
 	}
 	log_report(cap);
-	tick = tick__new(&cfg, cap, reg, store);
+	tick = tick__new(&cfg, cap, reg, store, sinks, nsinks);
 	if (!tick) {
 		log_error("cannot start the tick: %s", strerror(errno));
 		goto out;
@@ -260,6 +353,7 @@ out:
 	http_server__stop(http);
 	capture__stop(cap);
 	tick__free(tick);
+	tsdb__close(db);
 	registry__free(reg);
 	metric_store__free(store);
 	return ret;

@@ -79,6 +79,30 @@ static const struct config_key config_capture_keys[] = {
 	{ .name = NULL },
 };
 
+#define CONFIG_YEAR_S (366ull * 86400)
+
+static const struct config_key config_store_keys[] = {
+	{ .name = "enabled", .kind = CONFIG_KIND_BOOL, .off = offsetof(struct config, store_enabled) },
+	CONFIG_INT("retention_raw_seconds", CONFIG_KIND_U64, retention_raw_seconds, 60,
+		   10 * CONFIG_YEAR_S, false),
+	CONFIG_INT("retention_1m_seconds", CONFIG_KIND_U64, retention_1m_seconds, 0,
+		   10 * CONFIG_YEAR_S, false),
+	CONFIG_INT("retention_1h_seconds", CONFIG_KIND_U64, retention_1h_seconds, 0,
+		   10 * CONFIG_YEAR_S, false),
+	CONFIG_INT("checkpoint_interval_seconds", CONFIG_KIND_U32, checkpoint_interval_seconds, 10,
+		   86400, false),
+	CONFIG_STR("key_file", key_file, true),
+	{ .name = NULL },
+};
+
+static const struct config_key config_remote_write_keys[] = {
+	CONFIG_STR("url", remote_write_url, true),
+	CONFIG_STR("authorization", remote_write_authorization, true),
+	CONFIG_INT("queue_bytes", CONFIG_KIND_U64, remote_write_queue_bytes, 1ull << 20,
+		   1ull << 40, false),
+	{ .name = NULL },
+};
+
 static const struct config_key config_root_keys[] = {
 	CONFIG_STR("listen", listen, false),
 	CONFIG_STR("state_dir", state_dir, false),
@@ -89,6 +113,8 @@ static const struct config_key config_root_keys[] = {
 		   false),
 	{ .name = "capture", .kind = CONFIG_KIND_MAP, .children = config_capture_keys },
 	CONFIG_STR("kvm_debugfs", kvm_debugfs, false),
+	{ .name = "store", .kind = CONFIG_KIND_MAP, .children = config_store_keys },
+	{ .name = "remote_write", .kind = CONFIG_KIND_MAP, .children = config_remote_write_keys },
 	{ .name = NULL },
 };
 
@@ -137,6 +163,12 @@ void config_defaults(struct config *cfg)
 	cfg->shard_entries = 16384;
 	cfg->topology[0] = '\0';
 	snprintf(cfg->kvm_debugfs, sizeof(cfg->kvm_debugfs), "%s", "/sys/kernel/debug/kvm");
+	cfg->store_enabled = true;
+	cfg->retention_raw_seconds = 86400;
+	cfg->retention_1m_seconds = 30 * 86400;
+	cfg->retention_1h_seconds = 400 * 86400;
+	cfg->checkpoint_interval_seconds = 300;
+	cfg->remote_write_queue_bytes = 512ull << 20;
 }
 
 /* The bit of one probe name (len bytes, not NUL-terminated), or 0 when unknown. */

@@ -20,6 +20,17 @@
  *     shard_entries: 16384        # per worker table, a power of two
  *     topology: ""                # inject NUMA layout "0:0-3;1:4-7" (tests); "" = libnuma
  *   kvm_debugfs: /sys/kernel/debug/kvm
+ *   store:
+ *     enabled: true               # the 1 s time-series store under state_dir/tsdb
+ *     retention_raw_seconds: 86400
+ *     retention_1m_seconds: 2592000
+ *     retention_1h_seconds: 34560000
+ *     checkpoint_interval_seconds: 300
+ *     key_file: ""                # AES-256-GCM at rest: 32 raw bytes or 64 hex chars
+ *   remote_write:
+ *     url: ""                     # ship every sample to a Prometheus-compatible backend
+ *     authorization: ""           # Authorization header value, e.g. "Bearer ..."
+ *     queue_bytes: 536870912      # on-disk queue under state_dir/remote-write
  */
 #ifndef NOVAMON_CONFIG_H
 #define NOVAMON_CONFIG_H
@@ -52,6 +63,15 @@ struct config {
 	uint32_t shard_entries;
 	char topology[256];
 	char kvm_debugfs[256];
+	bool store_enabled;
+	uint64_t retention_raw_seconds;
+	uint64_t retention_1m_seconds;
+	uint64_t retention_1h_seconds;
+	uint32_t checkpoint_interval_seconds;
+	char key_file[256];
+	char remote_write_url[512];
+	char remote_write_authorization[512];
+	uint64_t remote_write_queue_bytes;
 };
 
 /* Fill cfg with the defaults above. */

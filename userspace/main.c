@@ -14,6 +14,7 @@ static void usage(FILE *out)
 		     "Commands:\n"
 		     "  run       run the daemon (eBPF capture, per-second metrics, HTTP API)\n"
 		     "  top       live terminal view of a running daemon, like kvm_stat\n"
+		     "  query     run a PromQL query against a running daemon\n"
 		     "  version   print the version\n"
 		     "\n"
 		     "Run 'novamon COMMAND --help' for a command's options.\n");
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
 		return cli_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "top"))
 		return cli_top(argc - 1, argv + 1);
+	if (!strcmp(cmd, "query"))
+		return cli_query(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("novamon %s\n", NOVAMON_VERSION);
 		return 0;

@@ -426,3 +426,30 @@ void metric_store__put(struct metric_store *store, struct metric_set *set)
 {
 	metric_store_unref(store, set);
 }
+
+/*
+ * Format v so that Prometheus (Go strconv.ParseFloat) reads back exactly v:
+ * NaN, +Inf, -Inf; integral values up to 2^53 without exponent or fraction;
+ * everything else in the shortest of %.15g/%.16g/%.17g that round-trips.
+ * Returns the length written into buf (at least len bytes).
+ */
+int metric_format_double(char *buf, size_t len, double v)
+{
+	int prec, n = 0;
+
+	if (isnan(v))
+		return snprintf(buf, len, "NaN");
+	if (isinf(v))
+		return snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
+	if (v == 0)
+		return snprintf(buf, len, "0"); /* also -0 */
+	/* the cast is exact in this range, and keeps libm out of the link */
+	if (fabs(v) <= 9007199254740992.0 && v == (double)(int64_t)v)
+		return snprintf(buf, len, "%.0f", v);
+	for (prec = 15; prec <= 17; prec++) {
+		n = snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return n;
+}

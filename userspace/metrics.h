@@ -127,4 +127,11 @@ void metric_store__publish(struct metric_store *store, struct metric_set *set, c
 struct metric_set *metric_store__get(struct metric_store *store, char **health_json);
 void metric_store__put(struct metric_store *store, struct metric_set *set);
 
+/*
+ * Format v so that Prometheus reads back exactly v (NaN, +Inf, -Inf,
+ * integers without exponent, else the shortest round-tripping %.15-17g).
+ * Returns the length written into buf (give it at least 32 bytes).
+ */
+int metric_format_double(char *buf, size_t len, double v);
+
 #endif /* NOVAMON_METRICS_H */

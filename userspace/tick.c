@@ -110,8 +110,13 @@ static const struct {
 /* Histogram upper bounds in seconds: 2^(b+10) ns for the log2 shard buckets. */
 static double hist_bounds[SHARD_HIST_BUCKETS - 1];
 
+#define TICK_MAX_SINKS 4
+
 struct tick {
 	const struct config *cfg;
+	struct tick_sink sinks[TICK_MAX_SINKS];
+	size_t nsinks;
+	uint64_t sink_failed[TICK_MAX_SINKS];
 	struct capture *cap;
 	struct registry *reg;
 	struct metric_store *store;
@@ -142,7 +147,7 @@ static uint32_t read_init_netns(void)
 }
 
 struct tick *tick__new(const struct config *cfg, struct capture *cap, struct registry *reg,
-		       struct metric_store *store)
+		       struct metric_store *store, const struct tick_sink *sinks, size_t nsinks)
 {
 	struct tick *t;
 	int b, n;
@@ -156,6 +161,10 @@ struct tick *tick__new(const struct config *cfg, struct capture *cap, struct reg
 	t->cap = cap;
 	t->reg = reg;
 	t->store = store;
+	if (nsinks > TICK_MAX_SINKS)
+		nsinks = TICK_MAX_SINKS;
+	memcpy(t->sinks, sinks, nsinks * sizeof(*sinks));
+	t->nsinks = nsinks;
 	t->init_netns = read_init_netns();
 	t->series = series_table__new(F_MAX);
 	t->taps = taps__new("/proc");
@@ -776,6 +785,43 @@ static void sync_vcpu_map(struct tick *t)
 		bpf_map_delete_elem(fd, &dead[i]);
 }
 
+/* The sinks' own metrics, and how many samples each refused. */
+static void add_sink_families(struct tick *t, struct metric_set *set)
+{
+	struct metric_labels l;
+	size_t i;
+
+	for (i = 0; i < t->nsinks; i++) {
+		if (t->sinks[i].describe)
+			t->sinks[i].describe(t->sinks[i].ctx, set);
+		metric_labels__init(&l);
+		metric_labels__add(&l, "sink", t->sinks[i].name);
+		add_gauge(set, "novamon_sink_failed_samples_total",
+			  "Samples of the 1 Hz tick a sink (store, remote-write) refused.",
+			  METRIC_COUNTER, &l, t->sink_failed[i]);
+	}
+}
+
+/* Hand the set to the sinks, stamped at the whole second of the tick. */
+static void feed_sinks(struct tick *t, const struct metric_set *set, uint64_t now_ms)
+{
+	int64_t ts = (int64_t)(now_ms - now_ms % 1000);
+	size_t i;
+	int n;
+
+	for (i = 0; i < t->nsinks; i++) {
+		const struct tick_sink *s = &t->sinks[i];
+
+		if (s->sample) {
+			n = feed_metric_set(set, ts, s->sample, s->ctx);
+			if (n > 0)
+				t->sink_failed[i] += n;
+		}
+		if (s->flush)
+			s->flush(s->ctx, (int64_t)now_ms);
+	}
+}
+
 int tick__run(struct tick *t, uint64_t now_ms)
 {
 	struct metric_set *set;
@@ -816,6 +862,7 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	}
 	/* KVM's own counters, where debugfs is mounted: a cross-check of ours. */
 	kvmstat__collect(t->cfg->kvm_debugfs, t->reg, set);
+	add_sink_families(t, set);
 
 	if (t->cap && t->cap->rings)
 		for (cpu = 0; cpu < t->cap->rings->nr_cpus; cpu++)
@@ -826,6 +873,7 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	t->last_ms = now_ms;
 
 	health = render_health(t, now_ms, events, lost);
+	feed_sinks(t, set, now_ms);
 	metric_store__publish(t->store, set, health);
 	t->ticks++;
 	clock_gettime(CLOCK_MONOTONIC, &t1);

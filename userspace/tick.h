@@ -7,6 +7,7 @@
  *   net per-CPU counters (cumulative, deltas taken here)            --> series
  *   ring counters, worker counters, kvm debugfs, own CPU/RSS        --> set
  *   series + the above --> struct metric_set --> metric_store (HTTP reads it)
+ *                                            \--> sinks (store, remote-write)
  *
  * Runs on one thread (the daemon's main loop); nothing here is on the
  * per-event path.
@@ -14,7 +15,10 @@
 #ifndef NOVAMON_TICK_H
 #define NOVAMON_TICK_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "feed.h"
 
 struct capture;
 struct config;
@@ -24,11 +28,24 @@ struct registry;
 struct tick;
 
 /*
+ * Where each tick's samples go besides /metrics (the local store, the
+ * remote-write client), given by the daemon's composition root. Each hook
+ * may be NULL.
+ */
+struct tick_sink {
+	const char *name;
+	feed_sample_fn sample;                             /* every sample of the set */
+	int (*flush)(void *ctx, int64_t now_ms);           /* after the set (commit, housekeeping) */
+	int (*describe)(void *ctx, struct metric_set *set); /* add the sink's own metrics */
+	void *ctx;
+};
+
+/*
  * cap may have nothing running (the API is served without capture).
- * Returns NULL with errno set.
+ * sinks (copied) may be empty. Returns NULL with errno set.
  */
 struct tick *tick__new(const struct config *cfg, struct capture *cap, struct registry *reg,
-		       struct metric_store *store);
+		       struct metric_store *store, const struct tick_sink *sinks, size_t nsinks);
 void tick__free(struct tick *t);
 
 /* Do one tick at wall-clock now_ms. Returns 0 or a negative errno. */

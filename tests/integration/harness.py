@@ -91,11 +91,19 @@ def parse_exposition(text):
 class Daemon:
     """A `novamon run` on a free loopback port, stopped on exit."""
 
-    def __init__(self, *args, probes=None):
+    # Capture tests count block I/O exactly: the store's own disk writes (WAL)
+    # would be counted too, so they run without it unless a test asks.
+    DEFAULT_CONFIG = "store:\n  enabled: false\n"
+
+    def __init__(self, *args, probes=None, config=DEFAULT_CONFIG):
+        import tempfile
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.config = tempfile.NamedTemporaryFile("w", prefix="novamon-", suffix=".yaml")
+        self.config.write(config)
+        self.config.flush()
         cmd = [os.environ.get("NOVAMON_BIN", "novamon"), "run", "--listen",
-               f"127.0.0.1:{self.port}"]
+               f"127.0.0.1:{self.port}", "--config", self.config.name]
         if probes:
             cmd += ["--probes", probes]
         cmd += list(args)
@@ -151,6 +159,7 @@ class Daemon:
                 self.proc.kill()
                 fail("novamon did not stop within 10 s of SIGTERM")
         self.log.close()
+        self.config.close()
 
     def __enter__(self):
         return self

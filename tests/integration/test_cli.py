@@ -40,7 +40,8 @@ def main():
             fail(f"bad config error does not name key and line: {err}")
     run("run", "--config", "/nonexistent/novamon.yaml", code=1)
 
-    with Daemon() as d:
+    state = tempfile.mkdtemp(prefix="novamon-cli-")
+    with Daemon(config=f"state_dir: {state}\n") as d:
         h = d.health()
         for key in ("status", "capture", "uptime_seconds"):
             if key not in h:
@@ -87,6 +88,17 @@ def main():
                            capture_output=True, text=True, timeout=30)
         if p.returncode == 0 or "in use" not in p.stderr:
             fail(f"a second daemon on a taken port: exit {p.returncode}: {p.stderr}")
+        # novamon query against the store the tick fills.
+        d.wait_tick(1)
+        p = run("query", "--url", d.url, "novamon_build_info")
+        if "novamon_build_info" not in p.stdout or "version=" not in p.stdout.replace('"', ""):
+            fail(f"novamon query printed: {p.stdout}")
+        p = run("query", "--url", d.url, "--json", 'sum by (source) (novamon_events_total)')
+        if json.loads(p.stdout)["data"]["resultType"] != "vector":
+            fail(f"novamon query --json: {p.stdout}")
+        p = run("query", "--url", d.url, "rate(novamon_events_total[1m:10s])", code=1)
+        if "subquer" not in (p.stdout + p.stderr).lower():
+            fail(f"an unsupported subquery is not named in the error: {p.stdout}{p.stderr}")
         # novamon top, one batch snapshot.
         p = run("top", "--url", d.url, "--batch", "-n", "2", "--interval", "0.5")
         if not p.stdout.strip():
@@ -95,6 +107,7 @@ def main():
     p = run("top", "--url", "http://127.0.0.1:1", "--batch", "-n", "1", code=1)
     if "cannot reach" not in p.stderr:
         fail(f"top without a daemon: {p.stderr}")
+    shutil.rmtree(state, ignore_errors=True)
     print("ok")
 
 

@@ -2,11 +2,15 @@
 /*
  * Unit tests for api/http.c: a real server on loopback and a plain-socket
  * HTTP/1.1 client, checking status lines, headers, bodies, keep-alive,
- * chunked writing of a large body, and a port conflict.
+ * chunked writing of a large body, and a port conflict; then routed requests:
+ * POST bodies, 413, 405 with Allow, query parameters, handlers on their own
+ * threads, and a client that leaves while its handler still runs.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exposition.h"
@@ -125,19 +130,14 @@ static int test_http_header(const struct test_http_resp *r, const char *name, ch
  * Send one request on fd and read one response framed by Content-Length.
  * Returns 0, or -1 if the peer closed or timed out first.
  */
-static int test_http_request(int fd, const char *method, const char *path, struct test_http_resp *r)
+static int test_http_read(int fd, struct test_http_resp *r)
 {
-	char req[256], val[64];
+	char val[64];
 	size_t hlen = 0, got = 0, want;
 	ssize_t n;
 	char *end = NULL;
 
 	memset(r, 0, sizeof(*r));
-	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n",
-		 method, path);
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
-		return -1;
-
 	/* read byte-wise up to the blank line so no body bytes are consumed */
 	while (!end) {
 		if (hlen + 1 >= sizeof(r->head))
@@ -166,6 +166,22 @@ static int test_http_request(int fd, const char *method, const char *path, struc
 	r->body[got] = '\0';
 	r->body_len = got;
 	return 0;
+}
+
+/*
+ * Send one request on fd and read one response framed by Content-Length.
+ * Returns 0, or -1 if the peer closed or timed out first.
+ */
+static int test_http_request(int fd, const char *method, const char *path, struct test_http_resp *r)
+{
+	char req[1024];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n",
+		 method, path);
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+		return -1;
+	return test_http_read(fd, r);
 }
 
 static void test_http_resp_free(struct test_http_resp *r)
@@ -502,4 +518,401 @@ Test(http_parse, rejects)
 	cr_assert_eq(http_parse_listen("1.2.3.4:5", tiny, sizeof(tiny), &port), -EINVAL);
 	cr_assert_eq(http_parse_listen("abc:5", tiny, sizeof(tiny), &port), 0);
 	cr_assert_str_eq(tiny, "abc");
+}
+
+/* ------------------------------------------------------------------ */
+/* Routed requests */
+
+static atomic_int test_slow_release; /* the test lets /slow finish */
+static atomic_int test_slow_done; /* /slow returned */
+
+static double test_http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Answers "METHOD|QUERY|CTYPE|PEER|BODYLEN|BODY". */
+static int test_echo(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	size_t n = strlen(req->method) + strlen(req->query) + strlen(req->content_type) +
+		   strlen(req->remote_addr) + req->body_len + 64;
+
+	(void)ctx;
+	resp->body = malloc(n);
+	if (!resp->body)
+		return -ENOMEM;
+	resp->body_len = (size_t)snprintf(resp->body, n, "%s|%s|%s|%s|%zu|", req->method,
+					  req->query, req->content_type, req->remote_addr,
+					  req->body_len);
+	memcpy(resp->body + resp->body_len, req->body, req->body_len);
+	resp->body_len += req->body_len;
+	resp->content_type = "text/plain";
+	return 0;
+}
+
+/* Answers the decoded parameters: match[] 0 and 1, q, and the path. */
+static int test_params(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	char m0[64] = "-", m1[64] = "-", q[64] = "-", b[64] = "-";
+	const char *src = req->body_len ? req->body : req->query;
+
+	(void)ctx;
+	http_param(src, "match[]", 0, m0, sizeof(m0));
+	http_param(src, "match[]", 1, m1, sizeof(m1));
+	http_param(src, "q", 0, q, sizeof(q));
+	http_param(src, "b", 0, b, sizeof(b));
+	resp->body = malloc(512);
+	if (!resp->body)
+		return -ENOMEM;
+	resp->body_len =
+		(size_t)snprintf(resp->body, 512, "%s|%s|%s|%s|%s", req->path, m0, m1, q, b);
+	return 0;
+}
+
+static int test_slow(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	double end = test_http_now() + 10;
+
+	(void)req;
+	(void)ctx;
+	while (!atomic_load(&test_slow_release) && test_http_now() < end)
+		usleep(10000);
+	resp->body = strdup("slow");
+	resp->body_len = 4;
+	atomic_store(&test_slow_done, 1);
+	return 0;
+}
+
+static int test_fail(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	(void)req;
+	(void)ctx;
+	resp->body = strdup("dropped"); /* the server frees it */
+	return -EIO;
+}
+
+static int test_busy(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	int err = http_error(resp, 503, "timeout", "busy \"now\"");
+
+	(void)req;
+	(void)ctx;
+	resp->retry_after_s = 7;
+	resp->content_encoding = "identity"; /* after http_error(), which clears it */
+	return err;
+}
+
+static const struct http_route test_routes[] = {
+	{ "POST", "/echo", test_echo, NULL },	{ "GET", "/echo", test_echo, NULL },
+	{ NULL, "/params", test_params, NULL }, { "GET", "/p/", test_params, NULL },
+	{ "GET", "/slow", test_slow, NULL },	{ "GET", "/fail", test_fail, NULL },
+	{ "GET", "/busy", test_busy, NULL },
+};
+
+#define TEST_MAX_BODY (2u << 20)
+
+static void test_routes_setup(void)
+{
+	struct http_server_opts opts = {
+		.routes = test_routes,
+		.nroutes = sizeof(test_routes) / sizeof(test_routes[0]),
+		.max_body_bytes = TEST_MAX_BODY,
+		.handler_threads = 2,
+	};
+	int i;
+
+	atomic_store(&test_slow_release, 0);
+	atomic_store(&test_slow_done, 0);
+	test_store = metric_store__new();
+	cr_assert_not_null(test_store);
+	for (i = 0; i < 20; i++) {
+		test_port = 21477 + (getpid() + i * 7) % 1000;
+		snprintf(test_listen, sizeof(test_listen), "127.0.0.1:%d", test_port);
+		opts.listen = test_listen;
+		opts.store = test_store;
+		test_srv = http_server__start(&opts);
+		if (test_srv || errno != EADDRINUSE)
+			break;
+	}
+	cr_assert_not_null(test_srv, "http_server__start(%s): %s", test_listen, strerror(errno));
+}
+
+static void test_routes_teardown(void)
+{
+	atomic_store(&test_slow_release, 1);
+	test_http_teardown();
+}
+
+TestSuite(http_routes, .init = test_routes_setup, .fini = test_routes_teardown, .timeout = 60);
+
+/* Send raw bytes (a full request) and read one response. */
+static int test_http_raw(int fd, const char *raw, size_t len, struct test_http_resp *r)
+{
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t n = send(fd, raw + sent, len - sent, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return -1;
+		sent += (size_t)n;
+	}
+	return test_http_read(fd, r);
+}
+
+static int test_http_post(int fd, const char *path, const char *ctype, const char *body, size_t len,
+			  struct test_http_resp *r)
+{
+	char head[512];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\n"
+		     "Content-Length: %zu\r\n\r\n",
+		     path, ctype, len);
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+		return -1;
+	return test_http_raw(fd, body, len, r);
+}
+
+Test(http_routes, post_body_and_keep_alive)
+{
+	const char *body = "query=up%7Bjob%3D%22a%26b%22%7D&time=1.5";
+	struct test_http_resp r;
+	char want[256];
+	int fd;
+
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(test_http_post(fd, "/echo?x=1", "application/x-www-form-urlencoded", body,
+				    strlen(body), &r),
+		     0);
+	cr_assert_eq(r.status, 200, "%s", r.head);
+	snprintf(want, sizeof(want), "POST|x=1|application/x-www-form-urlencoded|127.0.0.1|%zu|%s",
+		 strlen(body), body);
+	cr_assert_str_eq(r.body, want);
+	test_http_resp_free(&r);
+
+	/* an empty body with Content-Length: 0, on the same connection */
+	cr_assert_eq(test_http_post(fd, "/echo", "text/plain", "", 0, &r), 0);
+	cr_assert_str_eq(r.body, "POST||text/plain|127.0.0.1|0|");
+	test_http_resp_free(&r);
+
+	/* and a GET after it */
+	cr_assert_eq(test_http_request(fd, "GET", "/echo?a=b", &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "GET|a=b||127.0.0.1|0|");
+	test_http_resp_free(&r);
+	cr_assert_eq(test_http_request(fd, "GET", "/health", &r), 0);
+	cr_assert_eq(r.status, 200);
+	test_http_resp_free(&r);
+	close(fd);
+}
+
+Test(http_routes, big_body)
+{
+	size_t len = TEST_MAX_BODY, i;
+	struct test_http_resp r;
+	char *body, *bar;
+	int fd;
+
+	body = malloc(len);
+	cr_assert_not_null(body);
+	for (i = 0; i < len; i++)
+		body[i] = (char)('a' + i % 26);
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(test_http_post(fd, "/echo", "text/plain", body, len, &r), 0);
+	cr_assert_eq(r.status, 200);
+	bar = strrchr(r.body, '|');
+	cr_assert_not_null(bar);
+	cr_assert_eq(r.body_len - (size_t)(bar + 1 - r.body), len);
+	cr_assert(!memcmp(bar + 1, body, len));
+	test_http_resp_free(&r);
+	close(fd);
+	free(body);
+}
+
+/* 413 from the Content-Length alone: the server does not wait for the body. */
+Test(http_routes, too_large)
+{
+	const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+			  "some of it";
+	struct test_http_resp r;
+	char val[64];
+	double t0 = test_http_now();
+	int fd;
+
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(test_http_raw(fd, req, strlen(req), &r), 0);
+	cr_assert_eq(r.status, 413, "%s", r.head);
+	cr_assert(test_http_header(&r, "connection", val, sizeof(val)));
+	cr_assert_str_eq(val, "close");
+	cr_assert_not_null(strstr(r.body, "\"errorType\":\"bad_data\""));
+	cr_assert_lt(test_http_now() - t0, 5.0);
+	test_http_resp_free(&r);
+	close(fd);
+
+	/* one byte over the limit */
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	snprintf(val, sizeof(val), "%u", TEST_MAX_BODY + 1);
+	{
+		char head[256];
+
+		snprintf(head, sizeof(head),
+			 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\n", val);
+		cr_assert_eq(test_http_raw(fd, head, strlen(head), &r), 0);
+	}
+	cr_assert_eq(r.status, 413);
+	test_http_resp_free(&r);
+	close(fd);
+
+	/* a chunked body is refused with 411 */
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+	cr_assert_eq(test_http_raw(fd, req, strlen(req), &r), 0);
+	cr_assert_eq(r.status, 411, "%s", r.head);
+	test_http_resp_free(&r);
+	close(fd);
+}
+
+Test(http_routes, method_not_allowed_and_errors)
+{
+	struct test_http_resp r;
+	char val[128];
+
+	test_http_get("DELETE", "/echo", &r);
+	cr_assert_eq(r.status, 405, "%s", r.head);
+	cr_assert(test_http_header(&r, "allow", val, sizeof(val)));
+	cr_assert_str_eq(val, "POST, GET");
+	test_http_resp_free(&r);
+
+	test_http_get("POST", "/p/x", &r);
+	cr_assert_eq(r.status, 405);
+	test_http_resp_free(&r);
+
+	test_http_get("GET", "/nowhere", &r);
+	cr_assert_eq(r.status, 404);
+	test_http_resp_free(&r);
+
+	test_http_get("GET", "/fail", &r);
+	cr_assert_eq(r.status, 500);
+	cr_assert_not_null(strstr(r.body, "\"status\":\"error\""), "%s", r.body);
+	test_http_resp_free(&r);
+
+	test_http_get("GET", "/busy", &r);
+	cr_assert_eq(r.status, 503);
+	cr_assert(test_http_header(&r, "retry-after", val, sizeof(val)));
+	cr_assert_str_eq(val, "7");
+	cr_assert(test_http_header(&r, "content-encoding", val, sizeof(val)));
+	cr_assert_str_eq(val, "identity");
+	cr_assert_str_eq(r.body, "{\"status\":\"error\",\"errorType\":\"timeout\","
+				 "\"error\":\"busy \\\"now\\\"\"}\n");
+	test_http_resp_free(&r);
+}
+
+Test(http_routes, params)
+{
+	const char *body = "match%5B%5D=a%3Db&match[]=c+d&q=%E2%82%AC";
+	struct test_http_resp r;
+	int fd;
+
+	test_http_get("GET", "/params?match[]=up%26x&match%5B%5D=y%7B%7D&q=a+b%2Bc&b=", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "/params|up&x|y{}|a b+c|");
+	test_http_resp_free(&r);
+
+	/* a prefix route sees the decoded path */
+	test_http_get("GET", "/p/label%20x/values?q=%C3%A9", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "/p/label x/values|-|-|\xc3\xa9|-");
+	test_http_resp_free(&r);
+
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(test_http_post(fd, "/params", "application/x-www-form-urlencoded", body,
+				    strlen(body), &r),
+		     0);
+	cr_assert_str_eq(r.body, "/params|a=b|c d|\xe2\x82\xac|-");
+	test_http_resp_free(&r);
+	close(fd);
+}
+
+static void *test_slow_client(void *arg)
+{
+	struct test_http_resp *r = arg;
+	int fd = test_http_connect(AF_INET, test_port);
+
+	if (fd < 0 || test_http_request(fd, "GET", "/slow", r))
+		r->status = -1;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* A slow handler holds only its own response: /metrics and /echo still answer. */
+Test(http_routes, slow_handler_does_not_block)
+{
+	struct test_http_resp slow = { 0 }, r;
+	pthread_t t;
+	double t0;
+
+	test_http_publish(2);
+	cr_assert_eq(pthread_create(&t, NULL, test_slow_client, &slow), 0);
+	usleep(100000);
+	t0 = test_http_now();
+	test_http_get("GET", "/metrics", &r);
+	cr_assert_eq(r.status, 200);
+	test_http_resp_free(&r);
+	test_http_get("GET", "/echo", &r);
+	cr_assert_eq(r.status, 200);
+	test_http_resp_free(&r);
+	cr_assert_lt(test_http_now() - t0, 2.0);
+	cr_assert_eq(atomic_load(&test_slow_done), 0);
+	atomic_store(&test_slow_release, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(slow.status, 200);
+	cr_assert_str_eq(slow.body, "slow");
+	test_http_resp_free(&slow);
+}
+
+/* The client leaves while its handler runs: the response is dropped, the server lives. */
+Test(http_routes, disconnect_during_slow_handler)
+{
+	const char *req = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct test_http_resp r;
+	double end;
+	int fd;
+
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	usleep(200000);
+	close(fd);
+	usleep(100000);
+	atomic_store(&test_slow_release, 1);
+	end = test_http_now() + 5;
+	while (!atomic_load(&test_slow_done) && test_http_now() < end)
+		usleep(10000);
+	cr_assert_eq(atomic_load(&test_slow_done), 1);
+	usleep(100000);
+	test_http_get("GET", "/health", &r);
+	cr_assert_eq(r.status, 200);
+	test_http_resp_free(&r);
+
+	/* and a request queued behind the handlers is dropped on stop without a leak */
+	atomic_store(&test_slow_release, 0);
+	atomic_store(&test_slow_done, 0);
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	usleep(100000);
+	close(fd);
+	/* teardown releases /slow and stops the server */
 }

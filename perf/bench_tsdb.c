@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_tsdb: the store core in-process, on one core.
+ *
+ *   append_1k    samples/s appending 1000 series x 1 s samples (an hour)
+ *   append_100k  samples/s appending 100,000 series x 60 s of samples
+ *   bytes_*      compressed bytes per raw sample for host-metric shapes:
+ *                counters (integral, noisy rate), gauges with noise (two
+ *                decimals), constants, and the mix of the three
+ *   mem_series   heap bytes per active series (100K series, labels + head)
+ *   select_1h    latency of selecting 1 h at 1 s over 1,000 series
+ *
+ * Prints `bench <name> <value> <unit>` lines.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tsdb/tsdb.h"
+
+#define T0 1700000000000LL
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct bench_series {
+	char inst[16], dev[16];
+	struct tsdb_label l[4];
+	double acc, rate;
+};
+
+static struct bench_series *bench_series_new(size_t n, const char *name)
+{
+	struct bench_series *s = calloc(n, sizeof(*s));
+	size_t i;
+
+	if (!s)
+		exit(1);
+	for (i = 0; i < n; i++) {
+		snprintf(s[i].inst, sizeof(s[i].inst), "vm-%zu", i / 16);
+		snprintf(s[i].dev, sizeof(s[i].dev), "vd%zu", i % 16);
+		s[i].l[0] = (struct tsdb_label){ "__name__", name };
+		s[i].l[1] = (struct tsdb_label){ "vm", s[i].inst };
+		s[i].l[2] = (struct tsdb_label){ "device", s[i].dev };
+		s[i].l[3] = (struct tsdb_label){ "job", "novamon" };
+		s[i].acc = 1e6 * (double)(i % 97);
+		s[i].rate = 100 + (double)(i % 1000) * 37;
+	}
+	return s;
+}
+
+static double bench_append(size_t nseries, int seconds, struct tsdb **keep)
+{
+	struct tsdb *db = tsdb__open(NULL, NULL, 0);
+	struct bench_series *s = bench_series_new(nseries, "novamon_bench_total");
+	double t0, dt;
+	size_t i;
+	int k;
+
+	t0 = now_s();
+	for (k = 0; k < seconds; k++) {
+		for (i = 0; i < nseries; i++) {
+			s[i].acc += s[i].rate;
+			if (tsdb__append(db, s[i].l, 4, T0 + k * 1000LL, s[i].acc))
+				exit(2);
+		}
+	}
+	dt = now_s() - t0;
+	free(s);
+	if (keep)
+		*keep = db;
+	else
+		tsdb__close(db);
+	return (double)nseries * seconds / dt;
+}
+
+enum bench_shape { SHAPE_COUNTER, SHAPE_GAUGE, SHAPE_CONST };
+
+static double bench_value(enum bench_shape shape, struct bench_series *s, int k)
+{
+	switch (shape) {
+	case SHAPE_COUNTER:
+		/* bytes/packets: integral, rate with +-20 % noise */
+		s->acc += floor(s->rate * (0.8 + 0.4 * rand() / RAND_MAX));
+		return s->acc;
+	case SHAPE_GAUGE:
+		/* CPU percent-like: slow wave plus noise, two decimals */
+		return round((50 + 20 * sin(k / 300.0) + 5.0 * rand() / RAND_MAX) * 100) / 100;
+	case SHAPE_CONST:
+		return 4.0 * 1024 * 1024 * 1024;
+	}
+	return 0;
+}
+
+static double bench_bytes(const enum bench_shape *shapes, size_t nshapes)
+{
+	struct tsdb *db = tsdb__open(NULL, NULL, 0);
+	struct bench_series *s = bench_series_new(300, "novamon_bench");
+	struct tsdb_stats st;
+	size_t i;
+	int k;
+
+	srand(7);
+	for (k = 0; k < 7200; k++) {
+		for (i = 0; i < 300; i++) {
+			double v = bench_value(shapes[i % nshapes], &s[i], k);
+
+			/* +-3 ms of scheduling jitter on the tick */
+			if (tsdb__append(db, s[i].l, 4, T0 + k * 1000LL + rand() % 7 - 3, v))
+				exit(3);
+		}
+	}
+	tsdb__stats(db, &st);
+	tsdb__close(db);
+	free(s);
+	return (double)st.chunk_bytes / (double)st.samples;
+}
+
+int main(void)
+{
+	static const enum bench_shape counter[] = { SHAPE_COUNTER }, gauge[] = { SHAPE_GAUGE },
+				      constant[] = { SHAPE_CONST },
+				      mix[] = { SHAPE_COUNTER, SHAPE_COUNTER, SHAPE_GAUGE,
+						SHAPE_CONST };
+	struct tsdb_matcher m = { TSDB_MATCH_EQ, "__name__", "novamon_bench_total" };
+	struct tsdb_result *r;
+	struct tsdb_stats st;
+	struct tsdb *db;
+	double rate, t0, best = 1e9, dt;
+	size_t n, i;
+	int k;
+
+	rate = bench_append(1000, 3600, &db);
+	printf("bench tsdb_append_1k_series %.0f samples/s\n", rate);
+	for (k = 0; k < 5; k++) {
+		t0 = now_s();
+		if (tsdb__select(db, &m, 1, T0, T0 + 3599000, &r))
+			return 4;
+		dt = now_s() - t0;
+		for (i = 0, n = 0; i < r->n; i++)
+			n += r->series[i].n;
+		if (n != 3600000)
+			return 5;
+		tsdb_result__free(r);
+		if (dt < best)
+			best = dt;
+	}
+	printf("bench tsdb_select_1h_1k_series %.2f ms\n", best * 1e3);
+	tsdb__close(db);
+
+	rate = bench_append(100000, 60, &db);
+	printf("bench tsdb_append_100k_series %.0f samples/s\n", rate);
+	tsdb__stats(db, &st);
+	printf("bench tsdb_mem_per_series %.0f bytes\n", (double)st.memory_bytes / st.series);
+	tsdb__close(db);
+
+	printf("bench tsdb_bytes_counter %.3f bytes/sample\n", bench_bytes(counter, 1));
+	printf("bench tsdb_bytes_gauge %.3f bytes/sample\n", bench_bytes(gauge, 1));
+	printf("bench tsdb_bytes_const %.3f bytes/sample\n", bench_bytes(constant, 1));
+	printf("bench tsdb_bytes_mix %.3f bytes/sample\n", bench_bytes(mix, 4));
+	return 0;
+}
