@@ -31,7 +31,7 @@ static double now_s(void)
 }
 
 struct bench_series {
-	char inst[16], dev[16];
+	char inst[32], dev[32];
 	struct tsdb_label l[4];
 	double acc, rate;
 };
