@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "ingest.h"
 #include "remote.pb-c.h"
 
@@ -137,8 +138,9 @@ int ingest_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 	}
 	if (i == len - 1 && (s[i] == 'Z' || s[i] == 'z')) {
 		off = 0;
-	} else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && ingest_digits(s + i + 1, 2, &oh) &&
-		   s[i + 3] == ':' && ingest_digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+	} else if (i + 6 == len && (s[i] == '+' || s[i] == '-') &&
+		   ingest_digits(s + i + 1, 2, &oh) && s[i + 3] == ':' &&
+		   ingest_digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
 		off = (int64_t)(oh * 60 + om) * 60000;
 		if (s[i] == '-')
 			off = -off;
@@ -252,7 +254,8 @@ static int ingest_add_label(struct ingest_json_state *st, const char *key, size_
 	char *p;
 	int n;
 
-	if (ingest_grow((void **)&st->labels, &st->labels_cap, st->nlabels + 1, sizeof(*st->labels)) ||
+	if (ingest_grow((void **)&st->labels, &st->labels_cap, st->nlabels + 1,
+			sizeof(*st->labels)) ||
 	    ingest_arena_reserve(&st->arena, room))
 		return -ENOMEM;
 	noff = st->arena.len;
@@ -285,8 +288,8 @@ static int ingest_add_label(struct ingest_json_state *st, const char *key, size_
 		}
 		if (!strncmp(p, "__", 2)) {
 			snprintf(err, errlen,
-				 "tag \"%.40s\" maps to \"%.40s\": the \"__\" prefix is reserved", key,
-				 p);
+				 "tag \"%.40s\" maps to \"%.40s\": the \"__\" prefix is reserved",
+				 key, p);
 			return -EINVAL;
 		}
 		voff = noff + (size_t)n + 1;
@@ -446,7 +449,8 @@ static int ingest_json_item(struct ingest_json_state *st, json_t *it, size_t ind
 	/* two keys mapping to one label name ("a.b" and "a_b") */
 	for (i = label0 + 1; i < st->nlabels; i++) {
 		for (j = label0 + 1; j < i; j++) {
-			if (strcmp(st->arena.p + st->labels[i].name, st->arena.p + st->labels[j].name))
+			if (strcmp(st->arena.p + st->labels[i].name,
+				   st->arena.p + st->labels[j].name))
 				continue;
 			snprintf(err, errlen, "two tags map to the label \"%.64s\"",
 				 st->arena.p + st->labels[i].name);
@@ -561,7 +565,8 @@ int ingest_parse_json(const char *body, size_t len, int64_t now_ms, ingest_sink_
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+			  &jerr);
 	if (!root) {
 		snprintf(res->error, sizeof(res->error), "invalid JSON at line %d, column %d: %s",
 			 jerr.line, jerr.column, jerr.text);
@@ -704,14 +709,16 @@ static int ingest_rw_check_series(const Prometheus__TimeSeries *ts, size_t idx, 
 			return -EBADMSG;
 		}
 		if (!ingest_utf8_valid(l->value)) {
-			snprintf(err, errlen, "series %zu: label \"%.64s\" has a value that is not UTF-8",
-				 idx, l->name);
+			snprintf(err, errlen,
+				 "series %zu: label \"%.64s\" has a value that is not UTF-8", idx,
+				 l->name);
 			return -EBADMSG;
 		}
 		for (j = 0; j < i; j++) {
 			if (!strcmp(ts->labels[j]->name, l->name)) {
-				snprintf(err, errlen, "series %zu: label name \"%.64s\" is not unique",
-					 idx, l->name);
+				snprintf(err, errlen,
+					 "series %zu: label name \"%.64s\" is not unique", idx,
+					 l->name);
 				return -EBADMSG;
 			}
 		}
@@ -1051,4 +1058,47 @@ int ingest_handle_remote_write(const struct http_request *req, struct http_respo
 	resp->body_len = 0;
 	resp->status = 204;
 	return 0;
+}
+
+static void ingest_gauge(struct metric_set *set, const char *name, const char *help,
+			 const char *route, double v)
+{
+	struct metric_family *fam = metric_set__family(set, name, help, METRIC_COUNTER, NULL, 0);
+	struct metric_labels l;
+
+	metric_labels__init(&l);
+	if (route)
+		metric_labels__add(&l, "route", route);
+	if (fam)
+		metric_family__add_value(fam, &l, v);
+}
+
+static int ingest_sink_describe(void *ctx, struct metric_set *set)
+{
+	struct ingest_stats st;
+
+	ingest__stats(ctx, &st);
+	ingest_gauge(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
+		     "/api/metrics", st.json_requests);
+	ingest_gauge(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
+		     "/api/v1/write", st.rw_requests);
+	ingest_gauge(set, "novamon_ingest_samples_accepted_total", "Ingested samples stored.", NULL,
+		     st.samples_accepted);
+	ingest_gauge(set, "novamon_ingest_samples_rejected_total",
+		     "Ingested samples refused (invalid, out of order).", NULL,
+		     st.samples_rejected);
+	ingest_gauge(set, "novamon_ingest_bad_requests_total",
+		     "Ingest requests refused as a whole (400, 413, 415).", NULL, st.bad_requests);
+	ingest_gauge(set, "novamon_ingest_storage_errors_total",
+		     "Ingest requests that failed in the store (500).", NULL, st.storage_errors);
+	return 0;
+}
+
+struct tick_sink ingest__sink(struct ingest *in)
+{
+	return (struct tick_sink){
+		.name = "ingest",
+		.describe = ingest_sink_describe,
+		.ctx = in,
+	};
 }

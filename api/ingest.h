@@ -83,6 +83,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "tick.h"
 #include "tsdb/tsdb.h"
 
 /* Most tags per JSON sample (with __name__ it is TSDB_MAX_LABELS labels). */
@@ -200,6 +201,9 @@ int ingest__routes(struct ingest *in, struct http_route *routes, size_t max);
 
 /* A snapshot of the counters. */
 void ingest__stats(const struct ingest *in, struct ingest_stats *st);
+
+/* A tick sink (userspace/tick.h) that only adds the ingest counters to /metrics. */
+struct tick_sink ingest__sink(struct ingest *in);
 
 /* The handlers, exposed for tests (ctx is a struct ingest *). */
 int ingest_handle_json(const struct http_request *req, struct http_response *resp, void *ctx);

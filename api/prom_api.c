@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "prom_api.h"
+#include "rx.h"
 
 #define PROM_JSON "application/json"
 #define PROM_PARAM_MAX 65536
@@ -849,6 +850,7 @@ static int prom_h_label_values(const struct http_request *req, struct http_respo
 /* GET /api/metrics/search: metric names with their label sets (see prom_api.h). */
 static int prom_h_search(const struct http_request *req, struct http_response *resp, void *ctx)
 {
+	char rx_err[128];
 	struct prom_api *api = ctx;
 	struct prom_params *pp = NULL;
 	struct tsdb_matcher nm_re = { TSDB_MATCH_RE, TSDB_NAME_LABEL, NULL };
@@ -875,9 +877,9 @@ static int prom_h_search(const struct http_request *req, struct http_response *r
 	if (prom_api_param(req, "regex", 0, pp->buf, sizeof(pp->buf)) > 0) {
 		nm_re.value = pp->buf;
 		/* check it here for a clear message (the store anchors it) */
-		if (regcomp(&re, pp->buf, REG_EXTENDED | REG_NOSUB)) {
-			rc = http_error(resp, 400, "bad_data",
-					"invalid parameter \"regex\": not a valid ERE");
+		if (rx_compile(&re, pp->buf, REG_EXTENDED | REG_NOSUB, rx_err, sizeof(rx_err))) {
+			rc = http_error(resp, 400, "bad_data", "invalid parameter \"regex\": %s",
+					rx_err);
 			goto out;
 		}
 		regfree(&re);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tick.h"
 #include "tsdb/tsdb.h"
 
 #define REMOTE_WRITE_QUEUE_MAX_BYTES (512ull << 20)
@@ -98,5 +99,8 @@ void remote_write__stats(struct remote_write *rw, struct remote_write_stats *st)
  * threads and free. The queue files stay for the next start. NULL is fine.
  */
 void remote_write__stop(struct remote_write *rw);
+
+/* A tick sink (userspace/tick.h) shipping every tick sample through rw, with its counters. */
+struct tick_sink remote_write__sink(struct remote_write *rw);
 
 #endif /* NOVAMON_REMOTE_WRITE_H */

@@ -18,7 +18,9 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "ingest.h"
 #include "prom_api.h"
+#include "remote_write.h"
 #include "registry.h"
 #include "store_sink.h"
 #include "tick.h"
@@ -27,8 +29,9 @@
 #define MAX_ROUTES 32
 
 static volatile sig_atomic_t stop_requested;
-/* The query API's state; routes point into it for the daemon's lifetime. */
+/* The query and ingest APIs' state; routes point into them for the daemon's lifetime. */
 static struct prom_api api;
+static struct ingest ingest;
 
 static void on_signal(int sig)
 {
@@ -51,10 +54,14 @@ static void usage(FILE *out)
 		"      --no-capture       serve the API without attaching any probe\n"
 		"      --ring-bytes N     per-CPU ring buffer size, a power of two (default 8388608)\n"
 		"      --log-level LEVEL  error, warn, info or debug (default info)\n"
+		"      --state-dir DIR    where the store and queues live (default /var/lib/novamon)\n"
+		"      --remote-write URL ship every sample to a Prometheus remote-write endpoint\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"Routes: GET /health (JSON status of capture, probes and workers), GET /metrics\n"
-		"(Prometheus text format). Capture needs root (CAP_BPF, CAP_PERFMON) and kernel BTF;\n"
+		"(Prometheus text format), the Prometheus query API (/api/v1/query, query_range,\n"
+		"series, labels, label/NAME/values), POST /api/metrics (JSON) and POST\n"
+		"/api/v1/write (remote-write). Capture needs root (CAP_BPF, CAP_PERFMON) and kernel BTF;\n"
 		"without them the daemon still serves its API and /health says why.\n",
 		CONFIG_DEFAULT_PATH);
 }
@@ -156,6 +163,35 @@ static struct tsdb *open_store(const struct config *cfg)
 	return tsdb__open(&opts, err, sizeof(err));
 }
 
+/* The remote-write client, queueing under state_dir/remote-write. */
+static struct remote_write *start_remote_write(const struct config *cfg)
+{
+	static char auth[600];
+	const char *headers[1];
+	struct remote_write_opts opts = {
+		.url = cfg->remote_write_url,
+		.queue_max_bytes = cfg->remote_write_queue_bytes,
+		.headers = headers,
+	};
+	struct remote_write *rw;
+	char dir[512];
+
+	if (cfg->remote_write_authorization[0]) {
+		snprintf(auth, sizeof(auth), "Authorization: %s", cfg->remote_write_authorization);
+		headers[opts.nheaders++] = auth;
+	}
+	snprintf(dir, sizeof(dir), "%s/remote-write", cfg->state_dir);
+	make_dirs(dir);
+	opts.queue_dir = dir;
+	rw = remote_write__start(&opts);
+	if (!rw)
+		log_error("cannot start remote-write to %s: %s", cfg->remote_write_url,
+			  strerror(errno));
+	else
+		log_info("remote-write to %s (queue %s)", cfg->remote_write_url, dir);
+	return rw;
+}
+
 static void log_report(const struct capture *cap)
 {
 	size_t i, attached = 0;
@@ -172,7 +208,9 @@ static void log_report(const struct capture *cap)
 				 ps->tracepoint, ps->reason);
 		}
 	}
-	if (cap->error[0])
+	if (!cap->env.cfg && cap->error[0])
+		log_info("capture is off: %s", cap->error);
+	else if (cap->error[0])
 		log_error("capture is off: %s; serving the API without it", cap->error);
 	else
 		log_info("capture running: %zu programs attached", attached);
@@ -187,11 +225,13 @@ int cli_run(int argc, char **argv)
 		{ "no-capture", no_argument, NULL, 'n' },
 		{ "ring-bytes", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "remote-write", required_argument, NULL, 'w' },
+		{ "state-dir", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config_path = CONFIG_DEFAULT_PATH, *listen = NULL, *probes = NULL;
-	const char *ring_bytes = NULL, *level = NULL;
+	const char *ring_bytes = NULL, *level = NULL, *remote = NULL, *state_dir = NULL;
 	struct http_server_opts hopts = { 0 };
 	struct http_server *http = NULL;
 	struct metric_store *store = NULL;
@@ -201,7 +241,8 @@ int cli_run(int argc, char **argv)
 	struct tsdb *db = NULL;
 	struct http_route routes[MAX_ROUTES];
 	size_t nroutes = 0;
-	struct tick_sink sinks[2];
+	struct remote_write *rw = NULL;
+	struct tick_sink sinks[3];
 	size_t nsinks = 0;
 	bool config_given = false, no_capture = false;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -230,6 +271,12 @@ int cli_run(int argc, char **argv)
 			break;
 		case 'L':
 			level = optarg;
+			break;
+		case 'w':
+			remote = optarg;
+			break;
+		case 's':
+			state_dir = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -261,6 +308,17 @@ int cli_run(int argc, char **argv)
 	}
 	if (no_capture)
 		cfg.capture_enabled = false;
+	if (remote) {
+		if (strncmp(remote, "http://", 7) && strncmp(remote, "https://", 8)) {
+			fprintf(stderr,
+				"novamon run: --remote-write: '%s' is not an http:// or https:// URL\n",
+				remote);
+			return 2;
+		}
+		snprintf(cfg.remote_write_url, sizeof(cfg.remote_write_url), "%s", remote);
+	}
+	if (state_dir)
+		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", state_dir);
 	if (ring_bytes) {
 		char *end;
 		unsigned long long v = strtoull(ring_bytes, &end, 0);
@@ -307,6 +365,19 @@ int cli_run(int argc, char **argv)
 		if (err < 0)
 			goto out;
 		nroutes += err;
+		if (ingest__init(&ingest, db))
+			goto out;
+		err = ingest__routes(&ingest, routes + nroutes, MAX_ROUTES - nroutes);
+		if (err < 0)
+			goto out;
+		nroutes += err;
+		sinks[nsinks++] = ingest__sink(&ingest);
+	}
+	if (cfg.remote_write_url[0]) {
+		rw = start_remote_write(&cfg);
+		if (!rw)
+			goto out;
+		sinks[nsinks++] = remote_write__sink(rw);
 	}
 	hopts.listen = cfg.listen;
 	hopts.store = store;
@@ -353,6 +424,7 @@ out:
 	http_server__stop(http);
 	capture__stop(cap);
 	tick__free(tick);
+	remote_write__stop(rw);
 	tsdb__close(db);
 	registry__free(reg);
 	metric_store__free(store);

@@ -17,8 +17,8 @@ static int sink_flush(void *ctx, int64_t now_ms)
 	return err;
 }
 
-static void gauge(struct metric_set *set, const char *name, const char *help,
-		  enum metric_type type, double v)
+static void gauge(struct metric_set *set, const char *name, const char *help, enum metric_type type,
+		  double v)
 {
 	struct metric_family *fam = metric_set__family(set, name, help, type, NULL, 0);
 	struct metric_labels none;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "promql/ast.h"
+#include "rx.h"
 
 /* ---- range vector functions ---- */
 
@@ -817,6 +818,7 @@ static char *expand(struct pq_arena *a, const char *tmpl, const char *src, const
 int pq_label_replace(struct pq_eval *ev, const struct promql_expr *call, struct pq_value *args,
 		     struct pq_value *out)
 {
+	char rx_err[128];
 	const char *dst = str_arg(call->args[1]), *repl = str_arg(call->args[2]);
 	const char *src = str_arg(call->args[3]), *re = str_arg(call->args[4]);
 	struct pq_value *in = &args[0];
@@ -831,11 +833,11 @@ int pq_label_replace(struct pq_eval *ev, const struct promql_expr *call, struct 
 	if (!anch)
 		return pq_errorf(ev, -ENOMEM, "out of memory");
 	sprintf(anch, "^(%s)$", re);
-	rc = regcomp(&rx, anch, REG_EXTENDED);
+	rc = rx_compile(&rx, anch, REG_EXTENDED, rx_err, sizeof(rx_err));
 	free(anch);
 	if (rc)
-		return pq_errorf(ev, -EINVAL, "invalid regular expression in label_replace(): %s",
-				 re);
+		return pq_errorf(ev, -EINVAL, "invalid regular expression in label_replace(): %s: %s",
+				 re, rx_err);
 	if (!valid_label_name(dst)) {
 		regfree(&rx);
 		return pq_errorf(ev, -EINVAL,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "promql/ast.h"
+#include "rx.h"
 
 struct pq_parser {
 	struct pq_arena *a;
@@ -204,6 +205,7 @@ static bool parse_label_list(struct pq_parser *p, char ***names, size_t *n, cons
 
 static bool regex_matches_empty(const char *re, bool *matches, char *msg, size_t msglen)
 {
+	char e[128];
 	size_t l = strlen(re);
 	char *anch = malloc(l + 5);
 	regex_t rx;
@@ -214,12 +216,9 @@ static bool regex_matches_empty(const char *re, bool *matches, char *msg, size_t
 		return false;
 	}
 	snprintf(anch, l + 5, "^(%s)$", re);
-	rc = regcomp(&rx, anch, REG_EXTENDED | REG_NOSUB);
+	rc = rx_compile(&rx, anch, REG_EXTENDED | REG_NOSUB, e, sizeof(e));
 	free(anch);
 	if (rc) {
-		char e[128];
-
-		regerror(rc, &rx, e, sizeof(e));
 		snprintf(msg, msglen, "invalid regular expression \"%s\": %s", re, e);
 		return false;
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tsdb/index.h"
+#include "rx.h"
 
 #define TOMBSTONE ((void *)1)
 
@@ -623,6 +624,7 @@ static bool cmatch(const struct cmatcher *cm, const char *value)
 
 static int cmatcher_init(struct cmatcher *cm, const struct tsdb_matcher *m)
 {
+	char rx_err[128];
 	size_t len;
 	char *pat;
 	int rc;
@@ -639,10 +641,10 @@ static int cmatcher_init(struct cmatcher *cm, const struct tsdb_matcher *m)
 		memcpy(pat, "^(", 2);
 		memcpy(pat + 2, m->value, len);
 		memcpy(pat + 2 + len, ")$", 3);
-		rc = regcomp(&cm->re, pat, REG_EXTENDED | REG_NOSUB);
+		rc = rx_compile(&cm->re, pat, REG_EXTENDED | REG_NOSUB, rx_err, sizeof(rx_err));
 		free(pat);
 		if (rc)
-			return rc == REG_ESPACE ? -ENOMEM : -EINVAL;
+			return rc;
 		cm->has_re = true;
 	} else if (m->type != TSDB_MATCH_EQ && m->type != TSDB_MATCH_NEQ) {
 		return -EINVAL;
