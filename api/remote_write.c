@@ -339,9 +339,12 @@ static void rw_write_batch(struct remote_write *rw, struct rw_batch *b)
 		rw->st.dropped_batches++;
 		rw_file_remove(rw, victim);
 	}
-	pthread_mutex_unlock(&rw->lock);
-	if (len > rw->queue_max_bytes)
+	/* Only the file in flight is left and it leaves no room: the bound holds, this batch goes. */
+	if (rw->st.queued_bytes + len > rw->queue_max_bytes) {
+		pthread_mutex_unlock(&rw->lock);
 		goto drop;
+	}
+	pthread_mutex_unlock(&rw->lock);
 	f.samples = b->n;
 	f.bytes = len;
 	rw_file_name(name, sizeof(name), &f);
