@@ -48,7 +48,7 @@ want() {
 	[ -z "${FUZZ_ONLY:-}" ] || [ "$FUZZ_ONLY" = "$1" ]
 }
 
-ingest_src="$top/api/ingest.c $here/fuzz_stubs.c $out/gen/remote.pb-c.c $out/gen/types.pb-c.c"
+ingest_src="$top/api/ingest.c $top/userspace/metrics.c $here/fuzz_stubs.c $out/gen/remote.pb-c.c $out/gen/types.pb-c.c"
 status=0
 if want json_ingest; then
 	build json_ingest "$here/fuzz_json_ingest.c" $ingest_src
