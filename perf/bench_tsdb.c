@@ -7,6 +7,10 @@
  *   bytes_*      compressed bytes per raw sample for host-metric shapes:
  *                counters (integral, noisy rate), gauges with noise (two
  *                decimals), constants, and the mix of the three
+ *   bytes_realistic  the same over what novamon stores about itself (its own
+ *                /metrics, see bench_realistic()): exact 1 s ticks, counters
+ *                flat for long stretches or rising by small integers,
+ *                histogram buckets, rarely changing gauges
  *   mem_series   heap bytes per active series (100K series, labels + head)
  *   select_1h    latency of selecting 1 h at 1 s over 1,000 series
  *
@@ -123,6 +127,94 @@ static double bench_bytes(const enum bench_shape *shapes, size_t nshapes)
 	return (double)st.chunk_bytes / (double)st.samples;
 }
 
+/*
+ * A model of novamon's own /metrics scraped by its 1 Hz tick for two hours.
+ * Per "component" (16 of them, e.g. one per capture worker or route):
+ *   - 4 error/drop counters: flat, +1..3 with probability 1 %
+ *   - 3 activity counters: + 0..4 every second (packets handled, requests)
+ *   - 1 tick counter: exactly +1 per second
+ *   - a latency histogram: 12 cumulative _bucket series, _count (integers,
+ *     flat unless an observation lands, ~0.3 observations/s) and _sum (a
+ *     float of seconds, changes with each observation)
+ *   - 3 gauges: RSS in bytes (page multiples, changes with probability 3 %),
+ *     threads (constant), up (1)
+ *   - 1 gauge with two decimals changing every second (a CPU percentage)
+ *   - 1 gauge stepping every 15 minutes (a config generation)
+ * That is 27 series per component, 432 in all.
+ */
+#define REAL_COMPONENTS 16
+#define REAL_PER_COMP 27
+#define REAL_BUCKETS 12
+
+static double bench_realistic(void)
+{
+	static const double le[REAL_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+						 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 1e300 };
+	enum { NS = REAL_COMPONENTS * REAL_PER_COMP };
+	struct tsdb *db = tsdb__open(NULL, NULL, 0);
+	struct bench_series *s = bench_series_new(NS, "novamon_real");
+	static char names[NS][48];
+	double v[NS];
+	struct tsdb_stats st;
+	size_t c, i, j;
+	int k;
+
+	srand(11);
+	memset(v, 0, sizeof(v));
+	for (c = 0; c < REAL_COMPONENTS; c++) {
+		double *cv = v + c * REAL_PER_COMP;
+
+		for (j = 0; j < REAL_PER_COMP; j++)
+			snprintf(names[c * REAL_PER_COMP + j], sizeof(names[0]), "novamon_real_%zu",
+				 j);
+		cv[0] = rand() % 5;
+		cv[4] = 1e6 + rand() % 100000;
+		cv[7] = 1000 + rand() % 5000;
+		cv[22] = 4096.0 * (5000 + rand() % 20000);
+		cv[23] = 4 + rand() % 8;
+		cv[24] = 1;
+	}
+	for (i = 0; i < NS; i++)
+		s[i].l[0].value = names[i];
+	for (k = 0; k < 7200; k++) {
+		for (c = 0; c < REAL_COMPONENTS; c++) {
+			double *cv = v + c * REAL_PER_COMP;
+
+			for (j = 0; j < 4; j++) {
+				if (rand() % 100 == 0)
+					cv[j] += 1 + rand() % 3;
+			}
+			for (j = 4; j < 7; j++)
+				cv[j] += rand() % 5;
+			cv[7] += 1;
+			/* histogram: buckets 8..19, _count 20, _sum 21 */
+			while (rand() % 10 < 3) {
+				double obs = 0.00005 * exp((rand() % 1000) / 100.0);
+
+				for (j = 0; j < REAL_BUCKETS; j++) {
+					if (obs <= le[j])
+						cv[8 + j] += 1;
+				}
+				cv[20] += 1;
+				cv[21] += obs;
+			}
+			if (rand() % 100 < 3)
+				cv[22] += 4096.0 * (rand() % 64 - 32);
+			cv[25] = round((2 + 1.5 * sin(k / 600.0) + (double)rand() / RAND_MAX) * 100) /
+				 100;
+			cv[26] = (double)(k / 900); /* e.g. a config generation */
+		}
+		for (i = 0; i < NS; i++) {
+			if (tsdb__append(db, s[i].l, 4, T0 + k * 1000LL, v[i]))
+				exit(6);
+		}
+	}
+	tsdb__stats(db, &st);
+	tsdb__close(db);
+	free(s);
+	return (double)st.chunk_bytes / (double)st.samples;
+}
+
 int main(void)
 {
 	static const enum bench_shape counter[] = { SHAPE_COUNTER }, gauge[] = { SHAPE_GAUGE },
@@ -165,5 +257,6 @@ int main(void)
 	printf("bench tsdb_bytes_gauge %.3f bytes/sample\n", bench_bytes(gauge, 1));
 	printf("bench tsdb_bytes_const %.3f bytes/sample\n", bench_bytes(constant, 1));
 	printf("bench tsdb_bytes_mix %.3f bytes/sample\n", bench_bytes(mix, 4));
+	printf("bench tsdb_bytes_realistic %.3f bytes/sample\n", bench_realistic());
 	return 0;
 }

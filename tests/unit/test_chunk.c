@@ -249,3 +249,36 @@ Test(tsdb_chunk, decimal_gauge_scales)
 		    (double)bytes_xor / N);
 	cr_assert_lt(bytes_int * 2, bytes_xor);
 }
+
+/* CHUNK_INT's '10' (value repeats) code, every delta-of-delta bucket and
+ * the varint header with negative and extreme first values. */
+Test(tsdb_chunk, int_repeat_code_and_varint_header)
+{
+	enum { N = 3000 };
+	static int64_t t[N];
+	static double v[N];
+	static const double big[] = { -9007199254740992.0, 9007199254740992.0, -1, 0, 1e15 };
+	double acc = 0;
+	size_t i, bytes;
+
+	srand(5);
+	for (i = 0; i < N; i++) {
+		t[i] = -5000000LL + (int64_t)i * 1000;
+		if (rand() % 50 == 0)
+			acc += 1 + rand() % 3; /* a flat counter stepping now and then */
+		v[i] = acc;
+	}
+	bytes = chunk_test_roundtrip(t, v, N, CHUNK_INT);
+	cr_log_info("flat stepping counter: %.3f B/sample", (double)bytes / N);
+	cr_assert_lt((double)bytes / N, 0.4);
+	for (i = 0; i < N; i++) {
+		int64_t r = rand() % 7;
+
+		/* deltas spanning every bucket, 0 repeats and sign changes */
+		acc += r == 0 ? 0 : (double)((rand() % 2 ? 1 : -1) * (1LL << (rand() % 50)));
+		v[i] = i % 97 == 0 ? big[(i / 97) % 5] : acc;
+		t[i] = 1700000000000LL + (int64_t)i * 1000 + rand() % 3;
+	}
+	chunk_test_roundtrip(t, v, N, CHUNK_INT);
+	chunk_test_roundtrip(t, v, N, CHUNK_XOR);
+}

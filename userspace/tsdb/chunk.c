@@ -4,9 +4,11 @@
  *
  * Bits are written most significant first into a zero-filled buffer, so a
  * writer only ORs; the buffer grows by doubling and always keeps room for
- * the largest sample (4+64 timestamp bits, 2+5+6+64 value bits) before an
- * append starts, so a sample is never half-written.
+ * the largest sample (a 10-byte varint timestamp and value in the first one,
+ * else 5+64 timestamp and at most 6+64 value bits) plus an 8-byte write
+ * window before an append starts, so a sample is never half-written.
  */
+#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 
 #include "tsdb/chunk.h"
 
-#define CHUNK_SAMPLE_MAX_BYTES 26
+#define CHUNK_SAMPLE_MAX_BYTES 32
 #define CHUNK_NO_WINDOW 0xff
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -109,23 +111,33 @@ static int chunk_reserve(struct chunk *c)
 	return 0;
 }
 
-/* Write the low nb (1..64) bits of v. */
-static inline void put_bits(struct chunk *c, uint64_t v, unsigned int nb)
+/* Write the low nb (1..32) bits of v: one 64-bit big-endian OR. */
+static inline void put_bits32(struct chunk *c, uint64_t v, unsigned int nb)
 {
 	uint32_t pos = c->nbits;
+	uint8_t *p = c->buf + (pos >> 3);
+	uint64_t w;
 
-	if (nb < 64)
-		v &= (1ULL << nb) - 1;
+	v &= (1ULL << nb) - 1;
 	c->nbits += nb;
-	while (nb) {
-		unsigned int room = 8 - (pos & 7);
-		unsigned int take = nb < room ? nb : room;
-		uint8_t bits = (uint8_t)((v >> (nb - take)) & ((1u << take) - 1));
+	memcpy(&w, p, sizeof(w));
+	w = be64toh(w) | (v << (64 - (pos & 7) - nb));
+	w = htobe64(w);
+	memcpy(p, &w, sizeof(w));
+}
 
-		c->buf[pos >> 3] |= (uint8_t)(bits << (room - take));
-		pos += take;
-		nb -= take;
+/*
+ * Write the low nb (1..64) bits of v. The 8 bytes from the current byte are
+ * always inside the buffer: chunk_reserve() leaves CHUNK_SAMPLE_MAX_BYTES,
+ * more than a sample plus that window.
+ */
+static inline void put_bits(struct chunk *c, uint64_t v, unsigned int nb)
+{
+	if (nb > 32) {
+		put_bits32(c, v >> 32, nb - 32);
+		nb = 32;
 	}
+	put_bits32(c, v, nb);
 }
 
 static inline uint64_t get_bits(struct chunk_iter *it, unsigned int nb)
@@ -162,8 +174,17 @@ static const struct dod_bucket ts_buckets[] = {
 	{ 2, 0x2, 5 }, { 3, 0x6, 9 }, { 4, 0xe, 14 }, { 5, 0x1e, 20 }, { 5, 0x1f, 64 },
 };
 
+/*
+ * CHUNK_INT values: '0' the delta repeats (delta-of-delta 0), '10' the value
+ * repeats (delta 0; only written when the previous delta was not 0), else
+ * the delta-of-delta in a bucket. Counters that stay flat and step now and
+ * then, and histogram buckets, cost 1 bit per flat second and 2 bits to go
+ * flat again after a step.
+ */
+#define INT_SAME_VALUE_BITS 2
 static const struct dod_bucket int_buckets[] = {
-	{ 2, 0x2, 7 }, { 3, 0x6, 14 }, { 4, 0xe, 20 }, { 5, 0x1e, 32 }, { 5, 0x1f, 64 },
+	{ 3, 0x6, 4 }, { 4, 0xe, 8 }, { 5, 0x1e, 14 }, { 6, 0x3e, 20 }, { 7, 0x7e, 32 },
+	{ 7, 0x7f, 64 },
 };
 
 static inline bool fits(int64_t x, unsigned int nb)
@@ -190,26 +211,86 @@ static void put_dod(struct chunk *c, int64_t dod, const struct dod_bucket *b, si
 	}
 }
 
-static int64_t get_dod(struct chunk_iter *it, const struct dod_bucket *b, size_t nb)
+/*
+ * Read a bucketed value whose '0' means 0; *ones receives the count of
+ * leading ones read (so a caller can give a short prefix its own meaning:
+ * the first bucket's prefix then has more ones than 1).
+ */
+static int64_t get_dod_ones(struct chunk_iter *it, const struct dod_bucket *b, size_t nb,
+			    unsigned int *ones_out)
 {
 	unsigned int ones = 0;
 	uint64_t bits;
-	unsigned int w;
+	unsigned int w = 0;
+	size_t i;
 
 	/* Count leading ones up to the last bucket's prefix length. */
 	while (ones < b[nb - 1].prefix_bits && get_bits(it, 1))
 		ones++;
+	*ones_out = ones;
 	if (ones == 0)
 		return 0;
-	/* ones == k selects bucket k-1, except that the last two share a length. */
-	if (ones == b[nb - 1].prefix_bits)
+	/* The last two buckets share a prefix length: all ones is the last. */
+	if (ones == b[nb - 1].prefix_bits) {
 		w = b[nb - 1].bits;
-	else
-		w = b[ones - 1].bits;
+	} else {
+		for (i = 0; i < nb - 1; i++) {
+			if (b[i].prefix_bits == ones + 1) {
+				w = b[i].bits;
+				break;
+			}
+		}
+		if (!w)
+			return 0; /* a caller-defined prefix */
+	}
 	bits = get_bits(it, w);
 	if (w < 64 && bits > (1ULL << (w - 1)))
 		return (int64_t)(bits - (1ULL << w));
 	return (int64_t)bits;
+}
+
+static int64_t get_dod(struct chunk_iter *it, const struct dod_bucket *b, size_t nb)
+{
+	unsigned int ones;
+
+	return get_dod_ones(it, b, nb, &ones);
+}
+
+/* Unsigned LEB128 in whole bytes of the bit stream (at most 10). */
+static void put_uvarint(struct chunk *c, uint64_t u)
+{
+	while (u >= 0x80) {
+		put_bits(c, (u & 0x7f) | 0x80, 8);
+		u >>= 7;
+	}
+	put_bits(c, u, 8);
+}
+
+static uint64_t get_uvarint(struct chunk_iter *it)
+{
+	uint64_t u = 0, b;
+	unsigned int shift;
+
+	for (shift = 0; shift < 64; shift += 7) {
+		b = get_bits(it, 8);
+		if (it->err)
+			return 0;
+		u |= (b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return u;
+	}
+	it->err = true;
+	return 0;
+}
+
+static inline uint64_t zigzag(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t unzigzag(uint64_t u)
+{
+	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 /*
@@ -273,10 +354,13 @@ int chunk__append(struct chunk *c, int64_t t, double v)
 	memcpy(&bits, &v, sizeof(bits));
 	iv = c->mode == CHUNK_INT ? scaled(v, c->scale) : 0;
 	if (!c->n) {
-		put_bits(c, (uint64_t)t, 64);
-		if (c->mode == CHUNK_INT)
+		put_uvarint(c, zigzag(t));
+		if (c->mode == CHUNK_INT) {
 			put_bits(c, c->scale, 3);
-		put_bits(c, c->mode == CHUNK_INT ? (uint64_t)iv : bits, 64);
+			put_uvarint(c, zigzag(iv));
+		} else {
+			put_bits(c, bits, 64);
+		}
 		c->t0 = t;
 		c->vlast = c->mode == CHUNK_INT ? (uint64_t)iv : bits;
 	} else {
@@ -286,8 +370,11 @@ int chunk__append(struct chunk *c, int64_t t, double v)
 		c->tdelta = delta;
 		if (c->mode == CHUNK_INT) {
 			delta = (int64_t)((uint64_t)iv - c->vlast);
-			put_dod(c, (int64_t)((uint64_t)delta - (uint64_t)c->vdelta), int_buckets,
-				5);
+			if (delta == 0 && c->vdelta != 0)
+				put_bits(c, 0x2, INT_SAME_VALUE_BITS);
+			else
+				put_dod(c, (int64_t)((uint64_t)delta - (uint64_t)c->vdelta),
+					int_buckets, 6);
 			c->vdelta = delta;
 			c->vlast = (uint64_t)iv;
 		} else {
@@ -365,19 +452,26 @@ bool chunk_iter__next(struct chunk_iter *it, int64_t *t, double *v)
 	if (it->i >= it->n || it->err)
 		return false;
 	if (!it->i) {
-		it->t = (int64_t)get_bits(it, 64);
+		it->t = unzigzag(get_uvarint(it));
 		if (it->mode == CHUNK_INT) {
 			it->scale = (uint8_t)get_bits(it, 3);
 			if (it->scale > CHUNK_MAX_SCALE)
 				it->err = true;
+			it->vlast = (uint64_t)unzigzag(get_uvarint(it));
+		} else {
+			it->vlast = get_bits(it, 64);
 		}
-		it->vlast = get_bits(it, 64);
 	} else {
 		it->tdelta = (int64_t)((uint64_t)it->tdelta + (uint64_t)get_dod(it, ts_buckets, 5));
 		it->t = (int64_t)((uint64_t)it->t + (uint64_t)it->tdelta);
 		if (it->mode == CHUNK_INT) {
-			it->vdelta = (int64_t)((uint64_t)it->vdelta +
-					       (uint64_t)get_dod(it, int_buckets, 5));
+			unsigned int ones;
+			int64_t dod = get_dod_ones(it, int_buckets, 6, &ones);
+
+			if (ones == 1)
+				it->vdelta = 0; /* '10': the value repeats */
+			else
+				it->vdelta = (int64_t)((uint64_t)it->vdelta + (uint64_t)dod);
 			it->vlast += (uint64_t)it->vdelta;
 		} else {
 			it->vlast = get_xor(it);

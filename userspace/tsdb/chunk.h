@@ -2,17 +2,22 @@
 /*
  * chunk: a Gorilla-style compressed run of (timestamp ms, double) samples.
  *
- * Timestamps are stored as delta-of-delta with variable-width buckets sized
- * for millisecond clocks ('0', '10'+14 bits, '110'+17, '1110'+20, '1111'+64).
+ * The first timestamp is a zigzag LEB128 varint, the rest delta-of-delta
+ * with variable-width buckets sized for a 1 s tick's jitter ('0', '10'+5
+ * bits, '110'+9, '1110'+14, '11110'+20, '11111'+64).
  * Values use one of two encodings, fixed for the life of a chunk:
  *
  *   CHUNK_XOR  Gorilla XOR of the IEEE-754 bits against the previous value,
  *              reusing the previous leading/trailing-zero window when it fits.
  *              Any double, bit-exact (NaN payloads, -0.0, +-Inf).
- *   CHUNK_INT  delta-of-delta of round(v * 10^scale) as an integer, for
- *              values that are exactly i / 10^scale with |i| <= 2^53 (not
- *              -0.0; chunk_value_fits()); scale (0..CHUNK_MAX_SCALE) is fixed
- *              per chunk and written in its first 3 bits. Counters, byte
+ *   CHUNK_INT  round(v * 10^scale) as an integer, for values that are
+ *              exactly i / 10^scale with |i| <= 2^53 (not -0.0;
+ *              chunk_value_fits()); scale (0..CHUNK_MAX_SCALE) is fixed per
+ *              chunk and written in 3 bits after the first timestamp, then
+ *              the first value as a zigzag varint. Later values: '0' the
+ *              delta repeats, '10' the value repeats (delta 0), else the
+ *              delta-of-delta ('110'+4 bits, '1110'+8, '11110'+14,
+ *              '111110'+20, '1111110'+32, '1111111'+64). Counters, byte
  *              gauges and decimal gauges (percentages with two decimals)
  *              compress far better this way than by XOR, and bit-exactly.
  *
