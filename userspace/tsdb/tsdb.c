@@ -97,6 +97,8 @@ struct tsdb_rule {
 	int64_t ms[1 + TIER_COUNT]; /* raw, 1m, 1h */
 };
 
+#define CACHE_PROBES 4
+
 struct cache_ent {
 	uint64_t hash;
 	uint32_t id1; /* id + 1; 0: empty */
@@ -716,15 +718,22 @@ static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_
 	uint64_t h = raw_hash(labels, nlabels);
 	struct cache_ent *ce = NULL;
 	struct tsdb_series *s = NULL;
+	unsigned int i;
 	uint8_t *p;
 	int err = 0;
 
 	if (h && db->cache) {
-		ce = &db->cache[h & db->cache_mask];
-		if (ce->id1 && ce->hash == h) {
+		/* Linear probing over a few slots, so colliding series do not evict each other. */
+		for (i = 0; i < CACHE_PROBES; i++) {
+			ce = &db->cache[(h + i) & db->cache_mask];
+			if (!ce->id1)
+				break;
+			if (ce->hash != h)
+				continue;
 			s = db->series[ce->id1 - 1];
-			if (s && !labels_match_series(labels, nlabels, s))
-				s = NULL;
+			if (s && labels_match_series(labels, nlabels, s))
+				break;
+			s = NULL;
 		}
 	}
 	if (!s) {
@@ -734,6 +743,14 @@ static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_
 		if (h && db->cache) {
 			/* The cache may have been resized by series_create(). */
 			ce = &db->cache[h & db->cache_mask];
+			for (i = 0; i < CACHE_PROBES; i++) {
+				struct cache_ent *e = &db->cache[(h + i) & db->cache_mask];
+
+				if (!e->id1 || e->hash == h) {
+					ce = e;
+					break;
+				}
+			}
 			ce->hash = h;
 			ce->id1 = s->id + 1;
 		}
