@@ -447,6 +447,18 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
+	if (!s->len) {
+		/*
+		 * No body (204 and friends): the client holds the whole answer
+		 * now and may send its next request at once on this keep-alive
+		 * connection. End the transaction before lws reads again, or it
+		 * takes that request for more of this one's body.
+		 */
+		int close_after = s->close_after;
+
+		http_session_reset(s);
+		return close_after || lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
 	lws_callback_on_writable(wsi);
 	return 0;
 }

@@ -605,11 +605,29 @@ static int test_busy(const struct http_request *req, struct http_response *resp,
 	return err;
 }
 
+static atomic_int test_nobody_calls, test_nobody_bad; /* /nobody: calls, wrong bodies */
+
+/* Answers 204 with no body, as the remote-write receiver does; checks the body it got. */
+static int test_nobody(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	size_t i;
+
+	(void)ctx;
+	atomic_fetch_add(&test_nobody_calls, 1);
+	for (i = 0; i < req->body_len; i++)
+		if (req->body[i] != 'b')
+			break;
+	if (req->body_len != 60000 || i != req->body_len)
+		atomic_fetch_add(&test_nobody_bad, 1);
+	resp->status = 204;
+	return 0;
+}
+
 static const struct http_route test_routes[] = {
-	{ "POST", "/echo", test_echo, NULL },	{ "GET", "/echo", test_echo, NULL },
-	{ NULL, "/params", test_params, NULL }, { "GET", "/p/", test_params, NULL },
-	{ "GET", "/slow", test_slow, NULL },	{ "GET", "/fail", test_fail, NULL },
-	{ "GET", "/busy", test_busy, NULL },
+	{ "POST", "/nobody", test_nobody, NULL }, { "POST", "/echo", test_echo, NULL },
+	{ "GET", "/echo", test_echo, NULL },	  { NULL, "/params", test_params, NULL },
+	{ "GET", "/p/", test_params, NULL },	  { "GET", "/slow", test_slow, NULL },
+	{ "GET", "/fail", test_fail, NULL },	  { "GET", "/busy", test_busy, NULL },
 };
 
 #define TEST_MAX_BODY (2u << 20)
@@ -710,6 +728,37 @@ Test(http_routes, post_body_and_keep_alive)
 	cr_assert_eq(r.status, 200);
 	test_http_resp_free(&r);
 	close(fd);
+}
+
+/*
+ * A 204 without a body on a keep-alive connection, then the next request at
+ * once (as Prometheus' remote-write sender does): each request must reach
+ * its handler with exactly its own body.
+ */
+Test(http_routes, no_body_answers_then_next_request)
+{
+	char body[60000], req[60200];
+	struct test_http_resp r;
+	int fd, i, n;
+
+	memset(body, 'b', sizeof(body));
+	n = snprintf(req, sizeof(req),
+		     "POST /nobody HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n",
+		     sizeof(body));
+	memcpy(req + n, body, sizeof(body));
+	n += (int)sizeof(body);
+	atomic_store(&test_nobody_calls, 0);
+	atomic_store(&test_nobody_bad, 0);
+	fd = test_http_connect(AF_INET, test_port);
+	cr_assert_geq(fd, 0);
+	for (i = 0; i < 50; i++) {
+		cr_assert_eq(test_http_raw(fd, req, (size_t)n, &r), 0, "request %d", i);
+		cr_assert_eq(r.status, 204, "request %d: %s", i, r.head);
+		test_http_resp_free(&r);
+	}
+	close(fd);
+	cr_assert_eq(atomic_load(&test_nobody_calls), 50);
+	cr_assert_eq(atomic_load(&test_nobody_bad), 0);
 }
 
 Test(http_routes, big_body)
