@@ -1060,17 +1060,16 @@ int ingest_handle_remote_write(const struct http_request *req, struct http_respo
 	return 0;
 }
 
-static void ingest_gauge(struct metric_set *set, const char *name, const char *help,
-			 const char *route, double v)
+/* One ingest counter, labelled with its route when route is not NULL. */
+static void ingest_counter(struct metric_set *set, const char *name, const char *help,
+			   const char *route, double v)
 {
-	struct metric_family *fam = metric_set__family(set, name, help, METRIC_COUNTER, NULL, 0);
 	struct metric_labels l;
 
 	metric_labels__init(&l);
 	if (route)
 		metric_labels__add(&l, "route", route);
-	if (fam)
-		metric_family__add_value(fam, &l, v);
+	metric_set__add_value(set, name, help, METRIC_COUNTER, &l, v);
 }
 
 static int ingest_sink_describe(void *ctx, struct metric_set *set)
@@ -1078,19 +1077,20 @@ static int ingest_sink_describe(void *ctx, struct metric_set *set)
 	struct ingest_stats st;
 
 	ingest__stats(ctx, &st);
-	ingest_gauge(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
-		     "/api/metrics", st.json_requests);
-	ingest_gauge(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
-		     "/api/v1/write", st.rw_requests);
-	ingest_gauge(set, "novamon_ingest_samples_accepted_total", "Ingested samples stored.", NULL,
-		     st.samples_accepted);
-	ingest_gauge(set, "novamon_ingest_samples_rejected_total",
-		     "Ingested samples refused (invalid, out of order).", NULL,
-		     st.samples_rejected);
-	ingest_gauge(set, "novamon_ingest_bad_requests_total",
-		     "Ingest requests refused as a whole (400, 413, 415).", NULL, st.bad_requests);
-	ingest_gauge(set, "novamon_ingest_storage_errors_total",
-		     "Ingest requests that failed in the store (500).", NULL, st.storage_errors);
+	ingest_counter(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
+		       "/api/metrics", st.json_requests);
+	ingest_counter(set, "novamon_ingest_requests_total", "Ingest requests received, by route.",
+		       "/api/v1/write", st.rw_requests);
+	ingest_counter(set, "novamon_ingest_samples_accepted_total", "Ingested samples stored.",
+		       NULL, st.samples_accepted);
+	ingest_counter(set, "novamon_ingest_samples_rejected_total",
+		       "Ingested samples refused (invalid, out of order).", NULL,
+		       st.samples_rejected);
+	ingest_counter(set, "novamon_ingest_bad_requests_total",
+		       "Ingest requests refused as a whole (400, 413, 415).", NULL,
+		       st.bad_requests);
+	ingest_counter(set, "novamon_ingest_storage_errors_total",
+		       "Ingest requests that failed in the store (500).", NULL, st.storage_errors);
 	return 0;
 }
 

@@ -894,37 +894,28 @@ static int rw_sink_flush(void *ctx, int64_t now_ms)
 	return 0;
 }
 
-static void rw_gauge(struct metric_set *set, const char *name, const char *help,
-		     enum metric_type type, double v)
-{
-	struct metric_family *fam = metric_set__family(set, name, help, type, NULL, 0);
-	struct metric_labels none;
-
-	metric_labels__init(&none);
-	if (fam)
-		metric_family__add_value(fam, &none, v);
-}
-
 static int rw_sink_describe(void *ctx, struct metric_set *set)
 {
 	struct remote_write_stats st;
 
 	remote_write__stats(ctx, &st);
-	rw_gauge(set, "novamon_remote_write_queue_bytes",
-		 "Bytes waiting in the remote-write queue on disk.", METRIC_GAUGE, st.queued_bytes);
-	rw_gauge(set, "novamon_remote_write_pending_samples",
-		 "Samples in memory not yet written to the queue.", METRIC_GAUGE,
-		 st.pending_samples);
-	rw_gauge(set, "novamon_remote_write_sent_samples_total",
-		 "Samples the backend acknowledged.", METRIC_COUNTER, st.sent_samples);
-	rw_gauge(set, "novamon_remote_write_failed_requests_total",
-		 "Remote-write requests that failed (non-2xx or transport error).", METRIC_COUNTER,
-		 st.failed_requests);
-	rw_gauge(set, "novamon_remote_write_retries_total", "Remote-write requests retried.",
-		 METRIC_COUNTER, st.retries);
-	rw_gauge(set, "novamon_remote_write_dropped_samples_total",
-		 "Samples dropped (4xx answers, queue overflow).", METRIC_COUNTER,
-		 st.dropped_samples);
+	metric_set__add_value(set, "novamon_remote_write_queue_bytes",
+			      "Bytes waiting in the remote-write queue on disk.", METRIC_GAUGE,
+			      NULL, st.queued_bytes);
+	metric_set__add_value(set, "novamon_remote_write_pending_samples",
+			      "Samples in memory not yet written to the queue.", METRIC_GAUGE, NULL,
+			      st.pending_samples);
+	metric_set__add_value(set, "novamon_remote_write_sent_samples_total",
+			      "Samples the backend acknowledged.", METRIC_COUNTER, NULL,
+			      st.sent_samples);
+	metric_set__add_value(set, "novamon_remote_write_failed_requests_total",
+			      "Remote-write requests that failed (non-2xx or transport error).",
+			      METRIC_COUNTER, NULL, st.failed_requests);
+	metric_set__add_value(set, "novamon_remote_write_retries_total",
+			      "Remote-write requests retried.", METRIC_COUNTER, NULL, st.retries);
+	metric_set__add_value(set, "novamon_remote_write_dropped_samples_total",
+			      "Samples dropped (4xx answers, queue overflow).", METRIC_COUNTER,
+			      NULL, st.dropped_samples);
 	return 0;
 }
 

@@ -453,3 +453,18 @@ int metric_format_double(char *buf, size_t len, double v)
 	}
 	return n;
 }
+
+int metric_set__add_value(struct metric_set *set, const char *name, const char *help,
+			  enum metric_type type, const struct metric_labels *labels, double v)
+{
+	struct metric_family *fam = metric_set__family(set, name, help, type, NULL, 0);
+	struct metric_labels none;
+
+	if (!fam)
+		return -errno;
+	if (!labels) {
+		metric_labels__init(&none);
+		labels = &none;
+	}
+	return metric_family__add_value(fam, labels, v);
+}

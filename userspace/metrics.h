@@ -106,6 +106,14 @@ int metric_family__add_value(struct metric_family *fam, const struct metric_labe
 int metric_family__add_histogram(struct metric_family *fam, const struct metric_labels *labels,
 				 const uint64_t *buckets, double sum);
 
+/*
+ * Add one counter or gauge series to family name, creating the family if
+ * needed; labels may be NULL for a series without labels. Returns 0 or a
+ * negative errno.
+ */
+int metric_set__add_value(struct metric_set *set, const char *name, const char *help,
+			  enum metric_type type, const struct metric_labels *labels, double v);
+
 /* Look up a family by name; NULL if absent. */
 const struct metric_family *metric_set__find(const struct metric_set *set, const char *name);
 

@@ -17,42 +17,35 @@ static int sink_flush(void *ctx, int64_t now_ms)
 	return err;
 }
 
-static void gauge(struct metric_set *set, const char *name, const char *help, enum metric_type type,
-		  double v)
-{
-	struct metric_family *fam = metric_set__family(set, name, help, type, NULL, 0);
-	struct metric_labels none;
-
-	metric_labels__init(&none);
-	if (fam)
-		metric_family__add_value(fam, &none, v);
-}
-
 static int sink_describe(void *ctx, struct metric_set *set)
 {
 	struct tsdb_stats st;
 
 	tsdb__stats(ctx, &st);
-	gauge(set, "novamon_tsdb_series", "Series held by the local store.", METRIC_GAUGE,
-	      st.series);
-	gauge(set, "novamon_tsdb_samples", "Raw samples held by the local store.", METRIC_GAUGE,
-	      st.samples);
-	gauge(set, "novamon_tsdb_chunk_bytes", "Compressed bytes of the raw samples held.",
-	      METRIC_GAUGE, st.chunk_bytes);
-	gauge(set, "novamon_tsdb_appended_samples_total", "Samples appended to the local store.",
-	      METRIC_COUNTER, st.appended_total);
-	gauge(set, "novamon_tsdb_out_of_order_samples_total",
-	      "Samples refused for being older than their series' last one.", METRIC_COUNTER,
-	      st.out_of_order_total);
-	gauge(set, "novamon_tsdb_wal_bytes", "Write-ahead log bytes since the last checkpoint.",
-	      METRIC_GAUGE, st.wal_bytes);
-	gauge(set, "novamon_tsdb_wal_corruptions_total",
-	      "Corrupted write-ahead log records skipped at start-up.", METRIC_COUNTER,
-	      st.wal_corruptions_total);
-	gauge(set, "novamon_tsdb_checkpoints_total", "Checkpoints written.", METRIC_COUNTER,
-	      st.checkpoints_total);
-	gauge(set, "novamon_tsdb_memory_bytes", "Approximate memory held by the local store.",
-	      METRIC_GAUGE, st.memory_bytes);
+	metric_set__add_value(set, "novamon_tsdb_series", "Series held by the local store.",
+			      METRIC_GAUGE, NULL, st.series);
+	metric_set__add_value(set, "novamon_tsdb_samples", "Raw samples held by the local store.",
+			      METRIC_GAUGE, NULL, st.samples);
+	metric_set__add_value(set, "novamon_tsdb_chunk_bytes",
+			      "Compressed bytes of the raw samples held.", METRIC_GAUGE, NULL,
+			      st.chunk_bytes);
+	metric_set__add_value(set, "novamon_tsdb_appended_samples_total",
+			      "Samples appended to the local store.", METRIC_COUNTER, NULL,
+			      st.appended_total);
+	metric_set__add_value(set, "novamon_tsdb_out_of_order_samples_total",
+			      "Samples refused for being older than their series' last one.",
+			      METRIC_COUNTER, NULL, st.out_of_order_total);
+	metric_set__add_value(set, "novamon_tsdb_wal_bytes",
+			      "Write-ahead log bytes since the last checkpoint.", METRIC_GAUGE,
+			      NULL, st.wal_bytes);
+	metric_set__add_value(set, "novamon_tsdb_wal_corruptions_total",
+			      "Corrupted write-ahead log records skipped at start-up.",
+			      METRIC_COUNTER, NULL, st.wal_corruptions_total);
+	metric_set__add_value(set, "novamon_tsdb_checkpoints_total", "Checkpoints written.",
+			      METRIC_COUNTER, NULL, st.checkpoints_total);
+	metric_set__add_value(set, "novamon_tsdb_memory_bytes",
+			      "Approximate memory held by the local store.", METRIC_GAUGE, NULL,
+			      st.memory_bytes);
 	return 0;
 }
 

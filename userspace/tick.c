@@ -451,21 +451,6 @@ static int add_series_families(struct tick *t, struct metric_set *set)
 	return 0;
 }
 
-static int add_gauge(struct metric_set *set, const char *name, const char *help,
-		     enum metric_type type, const struct metric_labels *l, double v)
-{
-	struct metric_family *fam = metric_set__family(set, name, help, type, NULL, 0);
-	struct metric_labels none;
-
-	if (!fam)
-		return -errno;
-	if (!l) {
-		metric_labels__init(&none);
-		l = &none;
-	}
-	return metric_family__add_value(fam, l, v);
-}
-
 static const char *const source_names[SOURCE_MAX] = {
 	[SOURCE_KVM] = "kvm",
 	[SOURCE_BLOCK] = "block",
@@ -483,9 +468,10 @@ static int vm_info_one(const struct vm_info *vm, void *ctx)
 	metric_labels__add(&l, "uuid", vm->uuid);
 	metric_labels__add(&l, "tenant", vm->tenant);
 	metric_labels__addf(&l, "pid", "%u", vm->tgid);
-	return add_gauge(set, "novamon_vm_info",
-			 "A VM known on this host (a process using KVM), with its identity.",
-			 METRIC_GAUGE, &l, 1);
+	return metric_set__add_value(
+		set, "novamon_vm_info",
+		"A VM known on this host (a process using KVM), with its identity.", METRIC_GAUGE,
+		&l, 1);
 }
 
 #define LOST_NAME "novamon_events_lost_total"
@@ -501,7 +487,7 @@ static int lifecycle_one(const char *vm, const char *event, uint64_t count, void
 	metric_labels__init(&l);
 	metric_labels__add(&l, "vm", vm);
 	metric_labels__add(&l, "event", event);
-	return add_gauge(
+	return metric_set__add_value(
 		set, "novamon_vm_lifecycle_events_total",
 		"libvirt domain lifecycle events (started, stopped, suspended, ...) per VM.",
 		METRIC_COUNTER, &l, count);
@@ -527,7 +513,7 @@ static int add_registry_families(struct tick *t, struct metric_set *set)
 	if (!err)
 		err = registry__for_each_lifecycle(t->reg, lifecycle_one, set);
 	if (!err)
-		err = add_gauge(
+		err = metric_set__add_value(
 			set, "novamon_vm_lifecycle_events_dropped_total",
 			"libvirt lifecycle events dropped because the registry's queue was full.",
 			METRIC_COUNTER, NULL, registry__lifecycle_dropped(t->reg));
@@ -588,16 +574,16 @@ static int add_capture_families(struct tick *t, struct metric_set *set, uint64_t
 		if (err)
 			return err;
 	}
-	err = add_gauge(set, "novamon_events_decode_errors_total",
-			"Ring events of a wrong size or unknown type (ABI mismatch).",
-			METRIC_COUNTER, NULL, decode_errors);
+	err = metric_set__add_value(set, "novamon_events_decode_errors_total",
+				    "Ring events of a wrong size or unknown type (ABI mismatch).",
+				    METRIC_COUNTER, NULL, decode_errors);
 	if (!err)
-		err = add_gauge(
+		err = metric_set__add_value(
 			set, "novamon_net_overflow_total",
 			"Packets not counted because the per-interface map was full (raise capture.net_max_interfaces).",
 			METRIC_COUNTER, NULL, t->net_overflow);
 	if (!err)
-		err = add_gauge(
+		err = metric_set__add_value(
 			set, "novamon_shard_overflow_total",
 			"Events not counted because a worker's shard table was full (raise capture.shard_entries).",
 			METRIC_COUNTER, NULL, t->shard_overflow);
@@ -628,42 +614,43 @@ static int add_self_families(struct tick *t, struct metric_set *set)
 
 	metric_labels__init(&l);
 	metric_labels__add(&l, "version", NOVAMON_VERSION);
-	err = add_gauge(set, "novamon_build_info", "Build information; always 1.", METRIC_GAUGE, &l,
-			1);
+	err = metric_set__add_value(set, "novamon_build_info", "Build information; always 1.",
+				    METRIC_GAUGE, &l, 1);
 	if (!err && !selfstat_read("/proc", &st)) {
-		err = add_gauge(set, "novamon_process_cpu_seconds_total",
-				"CPU time used by the daemon (user + system).", METRIC_COUNTER,
-				NULL, st.cpu_seconds);
+		err = metric_set__add_value(set, "novamon_process_cpu_seconds_total",
+					    "CPU time used by the daemon (user + system).",
+					    METRIC_COUNTER, NULL, st.cpu_seconds);
 		if (!err)
-			err = add_gauge(set, "novamon_process_resident_memory_bytes",
-					"Resident memory of the daemon.", METRIC_GAUGE, NULL,
-					st.rss_bytes);
+			err = metric_set__add_value(set, "novamon_process_resident_memory_bytes",
+						    "Resident memory of the daemon.", METRIC_GAUGE,
+						    NULL, st.rss_bytes);
 		if (!err)
-			err = add_gauge(set, "novamon_process_open_fds",
-					"Open file descriptors of the daemon.", METRIC_GAUGE, NULL,
-					st.open_fds);
+			err = metric_set__add_value(set, "novamon_process_open_fds",
+						    "Open file descriptors of the daemon.",
+						    METRIC_GAUGE, NULL, st.open_fds);
 		if (!err)
-			err = add_gauge(set, "novamon_process_threads", "Threads of the daemon.",
-					METRIC_GAUGE, NULL, st.threads);
+			err = metric_set__add_value(set, "novamon_process_threads",
+						    "Threads of the daemon.", METRIC_GAUGE, NULL,
+						    st.threads);
 		if (!err)
-			err = add_gauge(set, "novamon_process_start_time_seconds",
-					"Start time of the daemon since the epoch.", METRIC_GAUGE,
-					NULL, st.start_time_seconds);
+			err = metric_set__add_value(set, "novamon_process_start_time_seconds",
+						    "Start time of the daemon since the epoch.",
+						    METRIC_GAUGE, NULL, st.start_time_seconds);
 	}
 	if (!err)
-		err = add_gauge(
+		err = metric_set__add_value(
 			set, "novamon_series_active",
 			"Series held by the daemon (expire after series_expire_seconds idle).",
 			METRIC_GAUGE, NULL, series_table__count(t->series));
 	if (!err)
-		err = add_gauge(
+		err = metric_set__add_value(
 			set, "novamon_series_expired_total",
 			"Series dropped after being idle (vanished VMs, devices, interfaces).",
 			METRIC_COUNTER, NULL, t->series_expired);
 	if (!err)
-		err = add_gauge(set, "novamon_tick_duration_seconds",
-				"Time the last 1 Hz tick took to merge and publish.", METRIC_GAUGE,
-				NULL, t->last_tick_seconds);
+		err = metric_set__add_value(set, "novamon_tick_duration_seconds",
+					    "Time the last 1 Hz tick took to merge and publish.",
+					    METRIC_GAUGE, NULL, t->last_tick_seconds);
 	return err;
 }
 
@@ -796,9 +783,10 @@ static void add_sink_families(struct tick *t, struct metric_set *set)
 			t->sinks[i].describe(t->sinks[i].ctx, set);
 		metric_labels__init(&l);
 		metric_labels__add(&l, "sink", t->sinks[i].name);
-		add_gauge(set, "novamon_sink_failed_samples_total",
-			  "Samples of the 1 Hz tick a sink (store, remote-write) refused.",
-			  METRIC_COUNTER, &l, t->sink_failed[i]);
+		metric_set__add_value(
+			set, "novamon_sink_failed_samples_total",
+			"Samples of the 1 Hz tick a sink (store, remote-write) refused.",
+			METRIC_COUNTER, &l, t->sink_failed[i]);
 	}
 }
 
