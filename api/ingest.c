@@ -19,8 +19,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "metrics.h"
 #include "ingest.h"
+#include "metrics.h"
+#include "pb_arena.h"
 #include "remote.pb-c.h"
 
 /* Samples handed to the sink per call: bounds the scratch arrays. */
@@ -811,12 +812,14 @@ int ingest_decode_remote_write(const void *body, size_t len, size_t max_decoded,
 {
 	Prometheus__WriteRequest *wr = NULL;
 	struct ingest_rw_chunk *c = NULL;
+	struct pb_arena arena;
 	struct tsdb_label *labels = NULL, *l;
 	size_t dlen = 0, i, k, nl = 0;
 	char *buf = NULL;
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
+	pb_arena__init(&arena, 0);
 	if (!max_decoded)
 		max_decoded = INGEST_RW_MAX_DECODED;
 	if (snappy_uncompressed_length(body, len, &dlen) != SNAPPY_OK) {
@@ -837,7 +840,9 @@ int ingest_decode_remote_write(const void *body, size_t len, size_t max_decoded,
 		ret = -EBADMSG;
 		goto cleanup;
 	}
-	wr = prometheus__write_request__unpack(NULL, dlen, (const uint8_t *)buf);
+	/* the unpacked messages are ~3x the wire size: one block, rarely two */
+	arena.hint = dlen * 3 > arena.hint ? dlen * 3 : arena.hint;
+	wr = prometheus__write_request__unpack(&arena.alloc, dlen, (const uint8_t *)buf);
 	if (!wr) {
 		snprintf(res->error, sizeof(res->error),
 			 "protobuf: not a valid prometheus.WriteRequest");
@@ -890,7 +895,7 @@ int ingest_decode_remote_write(const void *body, size_t len, size_t max_decoded,
 	if (!ret && c->first_err)
 		ret = -ERANGE;
 cleanup:
-	prometheus__write_request__free_unpacked(wr, NULL);
+	pb_arena__destroy(&arena);
 	free(buf);
 	free(labels);
 	free(c);
