@@ -4,6 +4,12 @@
  *
  *   append_1k    samples/s appending 1000 series x 1 s samples (an hour)
  *   append_100k  samples/s appending 100,000 series x 60 s of samples
+ *   append_ref_* the same through series references (tsdb__ref() once per
+ *                series, then tsdb__append_ref()), as Prometheus's scrape
+ *                loop appends with its series cache; the ref lookups of the
+ *                first second are timed too
+ *   *_per_core   the same figure per CPU-second of the benchmark thread, so
+ *                that other load on the machine does not count against it
  *   bytes_*      compressed bytes per raw sample for host-metric shapes:
  *                counters (integral, noisy rate), gauges with noise (two
  *                decimals), constants, and the mix of the three
@@ -17,6 +23,8 @@
  * Prints `bench <name> <value> <unit>` lines.
  */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,14 @@ struct bench_series {
 	double acc, rate;
 };
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static struct bench_series *bench_series_new(size_t n, const char *name)
 {
 	struct bench_series *s = calloc(n, sizeof(*s));
@@ -60,23 +76,43 @@ static struct bench_series *bench_series_new(size_t n, const char *name)
 	return s;
 }
 
-static double bench_append(size_t nseries, int seconds, struct tsdb **keep)
+/* Samples per wall second; *per_core gets samples per CPU second. */
+static double bench_append(size_t nseries, int seconds, bool by_ref, double *per_core,
+			   struct tsdb **keep)
 {
 	struct tsdb *db = tsdb__open(NULL, NULL, 0);
 	struct bench_series *s = bench_series_new(nseries, "novamon_bench_total");
-	double t0, dt;
+	uint32_t *ref = calloc(nseries, sizeof(*ref));
+	double t0, c0, dt;
+	int64_t r;
 	size_t i;
 	int k;
 
+	if (!db || !s || !ref)
+		exit(2);
 	t0 = now_s();
+	c0 = cpu_s();
 	for (k = 0; k < seconds; k++) {
 		for (i = 0; i < nseries; i++) {
 			s[i].acc += s[i].rate;
-			if (tsdb__append(db, s[i].l, 4, T0 + k * 1000LL, s[i].acc))
+			if (!by_ref) {
+				if (tsdb__append(db, s[i].l, 4, T0 + k * 1000LL, s[i].acc))
+					exit(2);
+				continue;
+			}
+			if (!k) {
+				r = tsdb__ref(db, s[i].l, 4);
+				if (r < 0)
+					exit(2);
+				ref[i] = (uint32_t)r;
+			}
+			if (tsdb__append_ref(db, ref[i], T0 + k * 1000LL, s[i].acc))
 				exit(2);
 		}
 	}
+	*per_core = (double)nseries * seconds / (cpu_s() - c0);
 	dt = now_s() - t0;
+	free(ref);
 	free(s);
 	if (keep)
 		*keep = db;
@@ -225,12 +261,13 @@ int main(void)
 	struct tsdb_result *r;
 	struct tsdb_stats st;
 	struct tsdb *db;
-	double rate, t0, best = 1e9, dt;
+	double rate, core, t0, best = 1e9, dt;
 	size_t n, i;
 	int k;
 
-	rate = bench_append(1000, 3600, &db);
+	rate = bench_append(1000, 3600, false, &core, &db);
 	printf("bench tsdb_append_1k_series %.0f samples/s\n", rate);
+	printf("bench tsdb_append_1k_series_per_core %.0f samples/s\n", core);
 	for (k = 0; k < 5; k++) {
 		t0 = now_s();
 		if (tsdb__select(db, &m, 1, T0, T0 + 3599000, &r))
@@ -247,8 +284,16 @@ int main(void)
 	printf("bench tsdb_select_1h_1k_series %.2f ms\n", best * 1e3);
 	tsdb__close(db);
 
-	rate = bench_append(100000, 60, &db);
+	rate = bench_append(1000, 3600, true, &core, NULL);
+	printf("bench tsdb_append_ref_1k_series %.0f samples/s\n", rate);
+	printf("bench tsdb_append_ref_1k_series_per_core %.0f samples/s\n", core);
+	rate = bench_append(100000, 60, true, &core, NULL);
+	printf("bench tsdb_append_ref_100k_series %.0f samples/s\n", rate);
+	printf("bench tsdb_append_ref_100k_series_per_core %.0f samples/s\n", core);
+
+	rate = bench_append(100000, 60, false, &core, &db);
 	printf("bench tsdb_append_100k_series %.0f samples/s\n", rate);
+	printf("bench tsdb_append_100k_series_per_core %.0f samples/s\n", core);
 	tsdb__stats(db, &st);
 	printf("bench tsdb_mem_per_series %.0f bytes\n", (double)st.memory_bytes / st.series);
 	tsdb__close(db);

@@ -268,6 +268,44 @@ Test(tsdb_retention, tiers_and_trimming)
 	tsdb__close(db);
 }
 
+/* References append to the same series as labels do, and go stale, never wrong. */
+Test(tsdb_retention, series_references)
+{
+	const struct tsdb_retention rule = { "", 60000LL, 0, 0 };
+	struct tsdb_opts o = { .retention = &rule, .nretention = 1 };
+	struct tsdb *db = tsdb__open(&o, NULL, 0);
+	struct tsdb_label l[] = { { "job", "a" }, { "__name__", "m" } };
+	struct tsdb_label bad[] = { { "job", "a" } };
+	struct tsdb_result *r;
+	struct tsdb_stats st;
+	int64_t ref, ref2;
+
+	cr_assert_not_null(db);
+	cr_assert_eq(tsdb__ref(db, bad, 1), -EINVAL);
+	ref = tsdb__ref(db, l, 2);
+	cr_assert_geq(ref, 0);
+	cr_assert_eq(tsdb__ref(db, l, 2), ref);
+	cr_assert_eq(tsdb__append_ref(db, (uint32_t)ref, T0, 1), 0);
+	cr_assert_eq(tsdb__append(db, l, 2, T0 + 1000, 2), 0);
+	cr_assert_eq(tsdb__append_ref(db, (uint32_t)ref, T0 + 2000, 3), 0);
+	cr_assert_eq(tsdb__append_ref(db, (uint32_t)ref, T0 + 1500, 9), -ERANGE);
+	cr_assert_eq(tsdb__append_ref(db, (uint32_t)ref + 1000, T0, 1), -ENOENT);
+	r = tsdb_test_select(db, "m", T0, T0 + 5000);
+	cr_assert_eq(r->n, 1);
+	cr_assert_eq(r->series[0].n, 3);
+	cr_assert_float_eq(r->series[0].v[2], 3, 1e-12);
+	tsdb_result__free(r);
+	/* Expired and deleted: the old reference fails, a new one is another id. */
+	cr_assert_eq(tsdb__maintain(db, T0 + 100 * 3600000LL), 0);
+	tsdb__stats(db, &st);
+	cr_assert_eq(st.series, 0);
+	cr_assert_eq(tsdb__append_ref(db, (uint32_t)ref, T0 + 3000, 4), -ENOENT);
+	ref2 = tsdb__ref(db, l, 2);
+	cr_assert_geq(ref2, 0);
+	cr_assert_neq(ref2, ref);
+	tsdb__close(db);
+}
+
 struct tsdb_test_thread {
 	struct tsdb *db;
 	int id;

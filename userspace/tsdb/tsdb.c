@@ -712,15 +712,14 @@ static struct tsdb_series *series_lookup_slow(struct tsdb *db, const struct tsdb
 	return series_create(db, db->next_id, sorted, (size_t)n, hash, err);
 }
 
-static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels,
-			 int64_t t, double v)
+/* The series of a label set, from the append cache or the index (created if new). */
+static struct tsdb_series *series_resolve(struct tsdb *db, const struct tsdb_label *labels,
+					  size_t nlabels, int *err)
 {
 	uint64_t h = raw_hash(labels, nlabels);
 	struct cache_ent *ce = NULL;
 	struct tsdb_series *s = NULL;
 	unsigned int i;
-	uint8_t *p;
-	int err = 0;
 
 	if (h && db->cache) {
 		/* Linear probing over a few slots, so colliding series do not evict each other. */
@@ -732,29 +731,36 @@ static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_
 				continue;
 			s = db->series[ce->id1 - 1];
 			if (s && labels_match_series(labels, nlabels, s))
-				break;
+				return s;
 			s = NULL;
 		}
 	}
-	if (!s) {
-		s = series_lookup_slow(db, labels, nlabels, &err);
-		if (!s)
-			return err;
-		if (h && db->cache) {
-			/* The cache may have been resized by series_create(). */
-			ce = &db->cache[h & db->cache_mask];
-			for (i = 0; i < CACHE_PROBES; i++) {
-				struct cache_ent *e = &db->cache[(h + i) & db->cache_mask];
+	s = series_lookup_slow(db, labels, nlabels, err);
+	if (!s)
+		return NULL;
+	if (h && db->cache) {
+		/* The cache may have been resized by series_create(). */
+		ce = &db->cache[h & db->cache_mask];
+		for (i = 0; i < CACHE_PROBES; i++) {
+			struct cache_ent *e = &db->cache[(h + i) & db->cache_mask];
 
-				if (!e->id1 || e->hash == h) {
-					ce = e;
-					break;
-				}
+			if (!e->id1 || e->hash == h) {
+				ce = e;
+				break;
 			}
-			ce->hash = h;
-			ce->id1 = s->id + 1;
 		}
+		ce->hash = h;
+		ce->id1 = s->id + 1;
 	}
+	return s;
+}
+
+/* Append to a resolved series and log it to the WAL buffer. */
+static int append_series_locked(struct tsdb *db, struct tsdb_series *s, int64_t t, double v)
+{
+	uint8_t *p;
+	int err;
+
 	if (db->wal) {
 		err = wbuf_reserve(db, 21);
 		if (err)
@@ -776,6 +782,18 @@ static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_
 	return err;
 }
 
+static int append_locked(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels,
+			 int64_t t, double v)
+{
+	struct tsdb_series *s;
+	int err = 0;
+
+	s = series_resolve(db, labels, nlabels, &err);
+	if (!s)
+		return err;
+	return append_series_locked(db, s, t, v);
+}
+
 int tsdb__append(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels, int64_t t_ms,
 		 double v)
 {
@@ -785,6 +803,33 @@ int tsdb__append(struct tsdb *db, const struct tsdb_label *labels, size_t nlabel
 		return -EINVAL;
 	pthread_rwlock_wrlock(&db->lock);
 	err = append_locked(db, labels, nlabels, t_ms, v);
+	pthread_rwlock_unlock(&db->lock);
+	return err;
+}
+
+int64_t tsdb__ref(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels)
+{
+	struct tsdb_series *s;
+	int err = 0;
+
+	if (!db)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&db->lock);
+	s = series_resolve(db, labels, nlabels, &err);
+	pthread_rwlock_unlock(&db->lock);
+	return s ? (int64_t)s->id : err;
+}
+
+int tsdb__append_ref(struct tsdb *db, uint32_t ref, int64_t t_ms, double v)
+{
+	struct tsdb_series *s;
+	int err;
+
+	if (!db)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&db->lock);
+	s = ref < db->series_cap ? db->series[ref] : NULL;
+	err = s ? append_series_locked(db, s, t_ms, v) : -ENOENT;
 	pthread_rwlock_unlock(&db->lock);
 	return err;
 }

@@ -84,6 +84,17 @@ void tsdb__close(struct tsdb *db);
  */
 int tsdb__append(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels, int64_t t_ms,
 		 double v);
+/*
+ * Series references, as Prometheus's appender has them: resolve a label set
+ * once with tsdb__ref() (same rules as tsdb__append(); the series is created
+ * if new) and append by reference with tsdb__append_ref(), which skips the
+ * hashing and label comparison. A reference stays valid until retention or
+ * expiry deletes the series; ids are never reused, so a stale reference gets
+ * -ENOENT (resolve again), never another series.
+ */
+int64_t tsdb__ref(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels);
+int tsdb__append_ref(struct tsdb *db, uint32_t ref, int64_t t_ms, double v);
+
 /* Make every append so far durable (WAL fdatasync). Returns 0 or -errno. */
 int tsdb__commit(struct tsdb *db);
 
