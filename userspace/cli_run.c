@@ -124,21 +124,40 @@ static int make_dirs(const char *path)
  */
 static struct tsdb *open_store(const struct config *cfg)
 {
-	struct tsdb_retention ret = {
+	struct tsdb_retention ret[CONFIG_MAX_RETENTION + 1] = { {
 		.prefix = "",
 		.raw_ms = (int64_t)cfg->retention_raw_seconds * 1000,
 		.m1_ms = (int64_t)cfg->retention_1m_seconds * 1000,
 		.h1_ms = (int64_t)cfg->retention_1h_seconds * 1000,
-	};
+	} };
 	struct tsdb_opts opts = {
 		.key_file = cfg->key_file[0] ? cfg->key_file : NULL,
-		.retention = &ret,
-		.nretention = 1,
+		.retention = ret,
+		.nretention = 1 + cfg->nretention,
 		.checkpoint_interval_ms = (int64_t)cfg->checkpoint_interval_seconds * 1000,
 	};
 	char dir[512], err[512] = "";
 	struct tsdb *db;
+	uint32_t i;
 	int e;
+
+	/* per-prefix rules; a value left out takes the global one (ret[0]) */
+	for (i = 0; i < cfg->nretention; i++) {
+		const struct config_retention *c = &cfg->retention[i];
+
+		ret[i + 1] = (struct tsdb_retention){
+			.prefix = c->prefix,
+			.raw_ms = c->raw_seconds == CONFIG_RETENTION_INHERIT ?
+					  ret[0].raw_ms :
+					  (int64_t)c->raw_seconds * 1000,
+			.m1_ms = c->m1_seconds == CONFIG_RETENTION_INHERIT ?
+					 ret[0].m1_ms :
+					 (int64_t)c->m1_seconds * 1000,
+			.h1_ms = c->h1_seconds == CONFIG_RETENTION_INHERIT ?
+					 ret[0].h1_ms :
+					 (int64_t)c->h1_seconds * 1000,
+		};
+	}
 
 	snprintf(dir, sizeof(dir), "%s/tsdb", cfg->state_dir);
 	e = make_dirs(dir);

@@ -36,6 +36,7 @@ enum config_kind {
 	CONFIG_KIND_BOOL,
 	CONFIG_KIND_LOG_LEVEL,
 	CONFIG_KIND_PROBES,
+	CONFIG_KIND_RETENTION,
 	CONFIG_KIND_MAP,
 };
 
@@ -89,6 +90,7 @@ static const struct config_key config_store_keys[] = {
 		   10 * CONFIG_YEAR_S, false),
 	CONFIG_INT("retention_1h_seconds", CONFIG_KIND_U64, retention_1h_seconds, 0,
 		   10 * CONFIG_YEAR_S, false),
+	{ .name = "retention_by_prefix", .kind = CONFIG_KIND_RETENTION },
 	CONFIG_INT("checkpoint_interval_seconds", CONFIG_KIND_U32, checkpoint_interval_seconds, 10,
 		   86400, false),
 	CONFIG_STR("key_file", key_file, true),
@@ -451,6 +453,114 @@ empty:
 			   "empty probe list (to capture nothing set capture.enabled: false)");
 }
 
+/* Whether s is a metric-name prefix: [a-zA-Z_:][a-zA-Z0-9_:]*, non-empty. */
+static bool config_is_name_prefix(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * store.retention_by_prefix: a mapping of metric-name prefix to a mapping of
+ * raw_seconds / m1_seconds / h1_seconds; a key left out inherits the store's
+ * global value (resolved by the user of the config).
+ */
+static int config_set_retention(struct config_loader *l, const char *key, const yaml_node_t *n)
+{
+	static const char *const fields[] = { "raw_seconds", "m1_seconds", "h1_seconds" };
+	char show[CONFIG_SHOW_MAX + 4], sub[200];
+	yaml_node_pair_t *pair, *fp;
+	uint32_t i, f;
+
+	if (config_is_null(n)) {
+		l->cfg.nretention = 0;
+		return 0;
+	}
+	if (n->type != YAML_MAPPING_NODE)
+		return config_fail(l, &n->start_mark, key,
+				   "expected a mapping of metric-name prefix to retention, got %s",
+				   config_node_type(n));
+	l->cfg.nretention = 0;
+	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+		yaml_node_t *kn = yaml_document_get_node(l->doc, pair->key);
+		yaml_node_t *vn = yaml_document_get_node(l->doc, pair->value);
+		struct config_retention *r;
+
+		if (kn->type != YAML_SCALAR_NODE ||
+		    strlen((const char *)kn->data.scalar.value) != kn->data.scalar.length ||
+		    !config_is_name_prefix((const char *)kn->data.scalar.value,
+					   kn->data.scalar.length))
+			return config_fail(l, &kn->start_mark, key,
+					   "\"%s\" is not a metric-name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+					   kn->type == YAML_SCALAR_NODE ?
+						   config_show(kn, show, sizeof(show)) :
+						   config_node_type(kn));
+		if (kn->data.scalar.length >= sizeof(r->prefix))
+			return config_fail(l, &kn->start_mark, key,
+					   "prefix is %zu bytes long, the limit is %zu",
+					   kn->data.scalar.length, sizeof(r->prefix) - 1);
+		for (i = 0; i < l->cfg.nretention; i++)
+			if (!strcmp(l->cfg.retention[i].prefix, (const char *)kn->data.scalar.value))
+				return config_fail(l, &kn->start_mark, key,
+						   "prefix \"%s\" given twice",
+						   config_show(kn, show, sizeof(show)));
+		if (l->cfg.nretention == CONFIG_MAX_RETENTION)
+			return config_fail(l, &kn->start_mark, key, "more than %d prefixes",
+					   CONFIG_MAX_RETENTION);
+		snprintf(sub, sizeof(sub), "%s.%s", key, config_show(kn, show, sizeof(show)));
+		if (vn->type != YAML_MAPPING_NODE)
+			return config_fail(l, &vn->start_mark, sub,
+					   "expected a mapping of raw_seconds, m1_seconds, h1_seconds, got %s",
+					   config_node_type(vn));
+		r = &l->cfg.retention[l->cfg.nretention];
+		memcpy(r->prefix, kn->data.scalar.value, kn->data.scalar.length + 1);
+		r->raw_seconds = r->m1_seconds = r->h1_seconds = CONFIG_RETENTION_INHERIT;
+		for (fp = vn->data.mapping.pairs.start; fp < vn->data.mapping.pairs.top; fp++) {
+			yaml_node_t *fk = yaml_document_get_node(l->doc, fp->key);
+			yaml_node_t *fv = yaml_document_get_node(l->doc, fp->value);
+			uint64_t *field[] = { &r->raw_seconds, &r->m1_seconds, &r->h1_seconds };
+			char fkey[260];
+			uint64_t v;
+
+			for (f = 0; f < 3 && fk->type == YAML_SCALAR_NODE; f++)
+				if (!strcmp(fields[f], (const char *)fk->data.scalar.value))
+					break;
+			if (fk->type != YAML_SCALAR_NODE || f == 3)
+				return config_fail(l, &fk->start_mark, sub,
+						   "unknown key \"%s\" (known: raw_seconds, m1_seconds, h1_seconds)",
+						   fk->type == YAML_SCALAR_NODE ?
+							   config_show(fk, show, sizeof(show)) :
+							   config_node_type(fk));
+			snprintf(fkey, sizeof(fkey), "%s.%s", sub, fields[f]);
+			if (*field[f] != CONFIG_RETENTION_INHERIT)
+				return config_fail(l, &fk->start_mark, fkey, "duplicate key");
+			if (fv->type != YAML_SCALAR_NODE || config_parse_u64(fv, &v))
+				return config_fail(l, &fv->start_mark, fkey,
+						   "expected a non-negative integer, got \"%s\"",
+						   fv->type == YAML_SCALAR_NODE ?
+							   config_show(fv, show, sizeof(show)) :
+							   config_node_type(fv));
+			if ((f == 0 && v < 60) || v > 10 * CONFIG_YEAR_S)
+				return config_fail(l, &fv->start_mark, fkey,
+						   "%llu is outside [%u, %llu]", (unsigned long long)v,
+						   f == 0 ? 60 : 0, 10 * CONFIG_YEAR_S);
+			*field[f] = v;
+		}
+		l->cfg.nretention++;
+	}
+	return 0;
+}
+
 static int config_set_log_level(struct config_loader *l, const char *key, const yaml_node_t *n)
 {
 	char show[CONFIG_SHOW_MAX + 4];
@@ -487,6 +597,8 @@ static int config_apply(struct config_loader *l, const struct config_key *k, con
 	}
 	if (k->kind == CONFIG_KIND_PROBES)
 		return config_set_probes(l, key, v);
+	if (k->kind == CONFIG_KIND_RETENTION)
+		return config_set_retention(l, key, v);
 
 	if (v->type != YAML_SCALAR_NODE)
 		return config_fail(l, &v->start_mark, key, "expected a single value, got %s",

@@ -25,6 +25,11 @@
  *     retention_raw_seconds: 86400
  *     retention_1m_seconds: 2592000
  *     retention_1h_seconds: 34560000
+ *     retention_by_prefix:        # per metric-name prefix; the longest matching prefix wins,
+ *       novamon_sched_:           # keys left out take the three values above
+ *         raw_seconds: 3600
+ *         m1_seconds: 604800
+ *         h1_seconds: 0           # 0: no tier
  *     checkpoint_interval_seconds: 300
  *     key_file: ""                # AES-256-GCM at rest: 32 raw bytes or 64 hex chars
  *   remote_write:
@@ -49,6 +54,17 @@ enum config_probe {
 	CONFIG_PROBE_ALL = 0xf,
 };
 
+#define CONFIG_MAX_RETENTION 32
+#define CONFIG_RETENTION_INHERIT UINT64_MAX /* take the store's global value */
+
+/* One store.retention_by_prefix entry. */
+struct config_retention {
+	char prefix[128];
+	uint64_t raw_seconds;
+	uint64_t m1_seconds;
+	uint64_t h1_seconds;
+};
+
 struct config {
 	char listen[128];
 	char state_dir[256];
@@ -67,6 +83,8 @@ struct config {
 	uint64_t retention_raw_seconds;
 	uint64_t retention_1m_seconds;
 	uint64_t retention_1h_seconds;
+	struct config_retention retention[CONFIG_MAX_RETENTION];
+	uint32_t nretention;
 	uint32_t checkpoint_interval_seconds;
 	char key_file[256];
 	char remote_write_url[512];

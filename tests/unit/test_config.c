@@ -461,3 +461,41 @@ Test(config, parse_probes)
 	cr_assert_eq(p, 42);
 	cr_assert_eq(config_parse_probes(NULL, &p), -EINVAL);
 }
+
+Test(config, retention_by_prefix)
+{
+	struct config c;
+	char err[256] = "";
+
+	cr_assert_eq(load_text("store:\n"
+			       "  retention_by_prefix:\n"
+			       "    novamon_sched_:\n"
+			       "      raw_seconds: 3600\n"
+			       "      h1_seconds: 0\n"
+			       "    bench:\n"
+			       "      m1_seconds: 60\n",
+			       &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(c.nretention, 2);
+	cr_assert_str_eq(c.retention[0].prefix, "novamon_sched_");
+	cr_assert_eq(c.retention[0].raw_seconds, 3600);
+	cr_assert_eq(c.retention[0].m1_seconds, CONFIG_RETENTION_INHERIT);
+	cr_assert_eq(c.retention[0].h1_seconds, 0);
+	cr_assert_str_eq(c.retention[1].prefix, "bench");
+	cr_assert_eq(c.retention[1].m1_seconds, 60);
+	cr_assert_eq(c.retention[1].raw_seconds, CONFIG_RETENTION_INHERIT);
+
+	assert_rejected("store:\n  retention_by_prefix: 5\n", 2, "store.retention_by_prefix",
+			"expected a mapping");
+	assert_rejected("store:\n  retention_by_prefix:\n    1x:\n      raw_seconds: 60\n", 3,
+			"store.retention_by_prefix", "is not a metric-name prefix");
+	assert_rejected("store:\n  retention_by_prefix:\n    a_:\n      raw_seconds: 59\n", 4,
+			"store.retention_by_prefix.a_.raw_seconds", "outside");
+	assert_rejected("store:\n  retention_by_prefix:\n    a_:\n      days: 1\n", 4,
+			"store.retention_by_prefix.a_", "unknown key \"days\"");
+	assert_rejected("store:\n  retention_by_prefix:\n    a_:\n      raw_seconds: 60\n"
+			"      raw_seconds: 70\n",
+			5, "store.retention_by_prefix.a_.raw_seconds", "duplicate key");
+	assert_rejected("store:\n  retention_by_prefix:\n    a_: 3\n", 3,
+			"store.retention_by_prefix.a_", "expected a mapping");
+}
