@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "promql/ast.h"
+#include "promql/dtoa.h"
 
 #define PQ_DEFAULT_MAX_SAMPLES 50000000UL
 
@@ -1879,9 +1880,9 @@ int promql_eval_range(const struct promql_engine *eng, const struct promql_expr 
 void promql_format_value(double v, char *buf, size_t len)
 {
 	char tmp[40], digits[24];
-	int prec, exp10, nd = 0, i;
+	int exp10, nd, i;
 	double a = fabs(v);
-	char *p, *o;
+	char *o;
 	bool neg;
 
 	if (!len)
@@ -1903,27 +1904,10 @@ void promql_format_value(double v, char *buf, size_t len)
 		snprintf(buf, len, "%lld", (long long)v);
 		return;
 	}
-	/*
-	 * Shortest round-trip digits. Starting at 15 is exact, not a shortcut:
-	 * when a shorter string S round-trips, v lies within half an ulp of S,
-	 * far below half a unit of the 15th digit, so %.14e yields S padded
-	 * with zeros, which are stripped below. It saves 14 snprintf/strtod
-	 * pairs per value on wide query answers.
-	 */
-	for (prec = 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-		if (strtod(tmp, NULL) == v)
-			break;
-	}
-	neg = tmp[0] == '-';
-	p = tmp + neg;
-	for (; *p && *p != 'e'; p++)
-		if (*p >= '0' && *p <= '9')
-			digits[nd++] = *p;
-	exp10 = atoi(p + 1);
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	digits[nd] = '\0';
+	/* Shortest round-trip digits: v = 0.DIGITS x 10^point. */
+	neg = v < 0;
+	nd = dtoa_shortest(v, digits, &exp10);
+	exp10--; /* as d.ddd x 10^exp10 */
 	o = tmp;
 	if (neg)
 		*o++ = '-';
