@@ -105,16 +105,34 @@ void prom_api_format_time(int64_t ms, char *buf, size_t len)
 {
 	uint64_t a = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
 	unsigned int frac = (unsigned int)(a % 1000);
-	int n;
+	char tmp[32], *p = tmp + sizeof(tmp);
+	size_t n;
 
-	n = snprintf(buf, len, "%s%llu", ms < 0 ? "-" : "", (unsigned long long)(a / 1000));
-	if (!frac || n < 0 || (size_t)n >= len)
+	/* by hand, not snprintf: this runs once per point of a query answer */
+	*--p = '\0';
+	if (frac) {
+		char d[3] = { (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+			      (char)('0' + frac % 10) };
+		int nd = d[2] != '0' ? 3 : d[1] != '0' ? 2 : 1; /* 1.500 -> 1.5 */
+
+		p -= nd;
+		memcpy(p, d, (size_t)nd);
+		*--p = '.';
+	}
+	a /= 1000;
+	do {
+		*--p = (char)('0' + a % 10);
+		a /= 10;
+	} while (a);
+	if (ms < 0)
+		*--p = '-';
+	n = (size_t)(tmp + sizeof(tmp) - 1 - p);
+	if (!len)
 		return;
-	snprintf(buf + n, len - (size_t)n, ".%03u", frac);
-	/* trim trailing zeros of the fraction: 1.500 -> 1.5 */
-	n = (int)strlen(buf);
-	while (buf[n - 1] == '0')
-		buf[--n] = '\0';
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
 }
 
 /* [t,"v"] */

@@ -1877,6 +1877,17 @@ int promql_eval_range(const struct promql_engine *eng, const struct promql_expr 
  * marshalValue uses it: shortest round-trip digits, 'e' below 1e-6 and from
  * 1e21 on.
  */
+/* strlcpy: the end of promql_format_value() without snprintf's parsing. */
+static void pq_copy_out(char *buf, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
 void promql_format_value(double v, char *buf, size_t len)
 {
 	char tmp[40], digits[24];
@@ -1901,7 +1912,18 @@ void promql_format_value(double v, char *buf, size_t len)
 	}
 	/* Integers below 2^53 print as Go's 'f', -1 does: plain digits. */
 	if (a < 9007199254740992.0 && v == (double)(long long)v) {
-		snprintf(buf, len, "%lld", (long long)v);
+		uint64_t u = (uint64_t)a;
+
+		/* by hand, not snprintf: once per point of a query answer */
+		o = tmp + sizeof(tmp);
+		*--o = '\0';
+		do {
+			*--o = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (v < 0)
+			*--o = '-';
+		pq_copy_out(buf, len, o);
 		return;
 	}
 	/* Shortest round-trip digits: v = 0.DIGITS x 10^point. */
@@ -1936,5 +1958,5 @@ void promql_format_value(double v, char *buf, size_t len)
 		}
 		*o = '\0';
 	}
-	snprintf(buf, len, "%s", tmp);
+	pq_copy_out(buf, len, tmp);
 }
