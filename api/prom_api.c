@@ -40,24 +40,33 @@ struct prom_buf {
 	int err;
 };
 
+/* Room for n more bytes and the NUL. Returns 0 or -ENOMEM (also kept in b->err). */
+static int prom_buf_reserve(struct prom_buf *b, size_t n)
+{
+	size_t cap;
+	char *grown;
+
+	if (b->err)
+		return b->err;
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 1024;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	grown = realloc(b->p, cap);
+	if (!grown) {
+		b->err = -ENOMEM;
+		return b->err;
+	}
+	b->p = grown;
+	b->cap = cap;
+	return 0;
+}
+
 static void prom_buf_putn(struct prom_buf *b, const char *s, size_t n)
 {
-	if (b->err)
+	if (prom_buf_reserve(b, n))
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *grown;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		grown = realloc(b->p, cap);
-		if (!grown) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->p = grown;
-		b->cap = cap;
-	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -135,18 +144,26 @@ void prom_api_format_time(int64_t ms, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
-/* [t,"v"] */
+/* [t,"v"], written in place: this runs once per point of an answer. */
 static void prom_buf_point(struct prom_buf *b, int64_t t, double v)
 {
-	char ts[32], vs[64];
+	enum { TIME_MAX = 32, VALUE_MAX = 48 };
+	char *p;
 
-	prom_api_format_time(t, ts, sizeof(ts));
-	promql_format_value(v, vs, sizeof(vs));
-	prom_buf_putn(b, "[", 1);
-	prom_buf_puts(b, ts);
-	prom_buf_putn(b, ",\"", 2);
-	prom_buf_puts(b, vs);
-	prom_buf_putn(b, "\"]", 2);
+	if (prom_buf_reserve(b, TIME_MAX + VALUE_MAX + 5))
+		return;
+	p = b->p + b->len;
+	*p++ = '[';
+	prom_api_format_time(t, p, TIME_MAX);
+	p += strlen(p);
+	*p++ = ',';
+	*p++ = '"';
+	promql_format_value(v, p, VALUE_MAX);
+	p += strlen(p);
+	*p++ = '"';
+	*p++ = ']';
+	*p = '\0';
+	b->len = (size_t)(p - b->p);
 }
 
 /* {"name":"value",...} */
@@ -195,6 +212,10 @@ static void prom_buf_result(struct prom_buf *b, const struct promql_result *r, i
 	}
 	case PROMQL_VECTOR:
 	case PROMQL_MATRIX:
+		/* ~30 bytes a point, a few hundred per series: grow once, not 20 times */
+		for (i = 0, j = 0; i < r->nseries; i++)
+			j += r->series[i].n;
+		prom_buf_reserve(b, j * 32 + r->nseries * 256);
 		prom_buf_putn(b, "[", 1);
 		for (i = 0; i < r->nseries; i++) {
 			const struct promql_series *s = &r->series[i];

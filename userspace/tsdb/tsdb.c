@@ -1035,6 +1035,27 @@ struct samples {
 	size_t n, cap;
 };
 
+/* Room for at least extra more samples, so the pushes below never copy. */
+static int samples_reserve(struct samples *a, size_t extra)
+{
+	size_t ncap = a->n + extra;
+	int64_t *nt;
+	double *nv;
+
+	if (ncap <= a->cap)
+		return 0;
+	nt = realloc(a->t, ncap * sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	a->t = nt;
+	nv = realloc(a->v, ncap * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	a->v = nv;
+	a->cap = ncap;
+	return 0;
+}
+
 static int samples_push(struct samples *a, int64_t t, double v)
 {
 	if (a->n == a->cap) {
@@ -1091,6 +1112,19 @@ static int series_collect(const struct tsdb_series *s, int64_t mint, int64_t max
 	uint32_t i;
 	size_t j;
 	int k, err;
+
+	/* An upper bound of what is collected, so a wide select does not grow
+	 * (and copy) every series' arrays a dozen times. */
+	size_t bound_n = s->tier[TIER_1M].n + s->tier[TIER_1H].n;
+
+	for (i = 0; i < s->nclosed; i++)
+		if (s->closed[i].maxt >= mint && s->closed[i].mint <= maxt)
+			bound_n += s->closed[i].n;
+	if (s->head.n && s->head.tlast >= mint && s->head.t0 <= maxt)
+		bound_n += s->head.n;
+	err = samples_reserve(out, bound_n);
+	if (err)
+		return err;
 
 	bound[TIER_1M] = series_raw_first(s);
 	bound[TIER_1H] = s->tier[TIER_1M].n ? s->tier[TIER_1M].b[0].t : bound[TIER_1M];
