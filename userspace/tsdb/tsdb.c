@@ -807,6 +807,29 @@ int tsdb__append(struct tsdb *db, const struct tsdb_label *labels, size_t nlabel
 	return err;
 }
 
+size_t tsdb__each_latest(struct tsdb *db, int64_t since_ms,
+			 void (*fn)(void *ctx, uint32_t id, const struct tsdb_label *labels,
+				    size_t nlabels, int64_t t_ms, double v),
+			 void *ctx)
+{
+	size_t n = 0;
+	uint32_t id;
+
+	if (!db || !fn)
+		return 0;
+	pthread_rwlock_rdlock(&db->lock);
+	for (id = 0; id < db->next_id; id++) {
+		const struct tsdb_series *s = db->series[id];
+
+		if (!s || !s->has_last || s->last_t <= since_ms)
+			continue;
+		fn(ctx, id, s->labels, s->nlabels, s->last_t, bitsd(s->last_bits));
+		n++;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return n;
+}
+
 int64_t tsdb__ref(struct tsdb *db, const struct tsdb_label *labels, size_t nlabels)
 {
 	struct tsdb_series *s;

@@ -144,6 +144,19 @@ int tsdb__select(struct tsdb *db, const struct tsdb_matcher *m, size_t nm, int64
 void tsdb_result__free(struct tsdb_result *r);
 
 /*
+ * Call fn for every series whose newest sample is newer than since_ms, with
+ * its id (stable for the series' life, never reused), its labels (sorted,
+ * valid during the call only) and that sample. Runs under the store's read
+ * lock: fn must be quick and must not call back into the store. This is how
+ * once-a-second consumers (anomaly scoring) see every stored series without
+ * a hook on the append path. Returns the number of calls.
+ */
+size_t tsdb__each_latest(struct tsdb *db, int64_t since_ms,
+			 void (*fn)(void *ctx, uint32_t id, const struct tsdb_label *labels,
+				    size_t nlabels, int64_t t_ms, double v),
+			 void *ctx);
+
+/*
  * Label names (or values of one label name) of the series matching m (nm may
  * be 0: all series) with samples in [mint, maxt], sorted, unique. *out is a
  * NULL-terminated malloc'd array of malloc'd strings: free with
