@@ -30,6 +30,13 @@ int cli_top(int argc, char **argv);
 int cli_query(int argc, char **argv);
 
 /*
+ * `novamon detect --input IN.csv --output OUT.csv [--detector NAME]`:
+ * offline anomaly scoring of a timestamp,value CSV (cli_detect.c). Returns
+ * 0, 1 on bad input or an I/O error (no output file left), 2 on bad usage.
+ */
+int cli_detect(int argc, char **argv);
+
+/*
  * novamon top internals, exposed for the unit tests (tests/unit/
  * test_cli_top.c) and not meant for other callers.
  */

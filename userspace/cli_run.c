@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "anomalies.h"
+#include "anomaly_api.h"
 #include "capture.h"
 #include "cli.h"
 #include "config.h"
@@ -26,12 +28,14 @@
 #include "tick.h"
 #include "tsdb/tsdb.h"
 
-#define MAX_ROUTES 32
+#define MAX_ROUTES 64
+#define MAX_SINKS 8
 
 static volatile sig_atomic_t stop_requested;
 /* The query and ingest APIs' state; routes point into them for the daemon's lifetime. */
 static struct prom_api api;
 static struct ingest ingest;
+static struct anomaly_api anomaly_api;
 
 static void on_signal(int sig)
 {
@@ -261,7 +265,8 @@ int cli_run(int argc, char **argv)
 	struct http_route routes[MAX_ROUTES];
 	size_t nroutes = 0;
 	struct remote_write *rw = NULL;
-	struct tick_sink sinks[3];
+	struct tick_sink sinks[MAX_SINKS];
+	struct anomalies *an = NULL;
 	size_t nsinks = 0;
 	bool config_given = false, no_capture = false;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -391,6 +396,27 @@ int cli_run(int argc, char **argv)
 			goto out;
 		nroutes += err;
 		sinks[nsinks++] = ingest__sink(&ingest);
+		if (cfg.analytics_enabled) {
+			/* after the store sink: it scores what the store just committed */
+			struct anomalies_opts ao = {
+				.max_series = cfg.analytics_max_series,
+				.seasonal_period_seconds = cfg.analytics_seasonal_period_seconds,
+				.no_score_series = !cfg.analytics_score_series,
+			};
+
+			an = anomalies__new(db, &ao);
+			if (!an) {
+				log_error("cannot start anomaly detection: %s", strerror(errno));
+				goto out;
+			}
+			sinks[nsinks++] = anomalies__sink(an);
+			anomaly_api = (struct anomaly_api){ .an = an, .prom = &api };
+			err = anomaly_api__routes(&anomaly_api, routes + nroutes,
+						  MAX_ROUTES - nroutes);
+			if (err < 0)
+				goto out;
+			nroutes += err;
+		}
 	}
 	if (cfg.remote_write_url[0]) {
 		rw = start_remote_write(&cfg);
@@ -444,6 +470,7 @@ out:
 	capture__stop(cap);
 	tick__free(tick);
 	remote_write__stop(rw);
+	anomalies__free(an);
 	tsdb__close(db);
 	registry__free(reg);
 	metric_store__free(store);

@@ -97,6 +97,19 @@ static const struct config_key config_store_keys[] = {
 	{ .name = NULL },
 };
 
+static const struct config_key config_analytics_keys[] = {
+	{ .name = "enabled",
+	  .kind = CONFIG_KIND_BOOL,
+	  .off = offsetof(struct config, analytics_enabled) },
+	CONFIG_INT("max_series", CONFIG_KIND_U32, analytics_max_series, 1, 1u << 24, false),
+	CONFIG_INT("seasonal_period_seconds", CONFIG_KIND_U32, analytics_seasonal_period_seconds,
+		   2, 7 * 86400, false),
+	{ .name = "score_series",
+	  .kind = CONFIG_KIND_BOOL,
+	  .off = offsetof(struct config, analytics_score_series) },
+	{ .name = NULL },
+};
+
 static const struct config_key config_remote_write_keys[] = {
 	CONFIG_STR("url", remote_write_url, true),
 	CONFIG_STR("authorization", remote_write_authorization, true),
@@ -116,6 +129,7 @@ static const struct config_key config_root_keys[] = {
 	{ .name = "capture", .kind = CONFIG_KIND_MAP, .children = config_capture_keys },
 	CONFIG_STR("kvm_debugfs", kvm_debugfs, false),
 	{ .name = "store", .kind = CONFIG_KIND_MAP, .children = config_store_keys },
+	{ .name = "analytics", .kind = CONFIG_KIND_MAP, .children = config_analytics_keys },
 	{ .name = "remote_write", .kind = CONFIG_KIND_MAP, .children = config_remote_write_keys },
 	{ .name = NULL },
 };
@@ -170,6 +184,10 @@ void config_defaults(struct config *cfg)
 	cfg->retention_1m_seconds = 30 * 86400;
 	cfg->retention_1h_seconds = 400 * 86400;
 	cfg->checkpoint_interval_seconds = 300;
+	cfg->analytics_enabled = true;
+	cfg->analytics_max_series = 65536;
+	cfg->analytics_seasonal_period_seconds = 86400;
+	cfg->analytics_score_series = true;
 	cfg->remote_write_queue_bytes = 512ull << 20;
 }
 

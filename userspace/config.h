@@ -32,6 +32,11 @@
  *         h1_seconds: 0           # 0: no tier
  *     checkpoint_interval_seconds: 300
  *     key_file: ""                # AES-256-GCM at rest: 32 raw bytes or 64 hex chars
+ *   analytics:
+ *     enabled: true               # score every stored series each second (needs the store)
+ *     max_series: 65536           # series scored at once; the rest wait for a free slot
+ *     seasonal_period_seconds: 86400
+ *     score_series: true          # also store novamon_anomaly_score{metric="...",...}
  *   remote_write:
  *     url: ""                     # ship every sample to a Prometheus-compatible backend
  *     authorization: ""           # Authorization header value, e.g. "Bearer ..."
@@ -87,6 +92,10 @@ struct config {
 	uint32_t nretention;
 	uint32_t checkpoint_interval_seconds;
 	char key_file[256];
+	bool analytics_enabled;
+	uint32_t analytics_max_series;
+	uint32_t analytics_seasonal_period_seconds;
+	bool analytics_score_series;
 	char remote_write_url[512];
 	char remote_write_authorization[512];
 	uint64_t remote_write_queue_bytes;
