@@ -2,30 +2,22 @@
 /*
  * remote_write: the remote-write client (see remote_write.h).
  *
- * Three parties share one mutex: callers of remote_write__enqueue() fill the
- * current batch; the writer thread turns batches into queue files; the
- * sender thread POSTs the oldest file. The queue index (files[], oldest
- * first) lives in memory and mirrors the directory; the file being sent is
- * marked in flight so that the writer, making room, never deletes it.
+ * Callers of remote_write__enqueue() fill the current batch under the
+ * mutex; the writer thread encodes full or due batches and pushes them to
+ * the spool (spool.h), whose sender thread delivers them.
  */
-#include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <snappy-c.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "remote.pb-c.h"
 #include "metrics.h"
 #include "remote_write.h"
+#include "spool.h"
 
 /* One sample with its labels copied: "name\0value\0name\0value\0", sorted by name. */
 struct rw_sample {
@@ -44,46 +36,25 @@ struct rw_batch {
 	int64_t born_ms; /* monotonic time of the first sample */
 };
 
-/* One queue file. */
-struct rw_file {
-	uint64_t seq;
-	uint64_t samples;
-	uint64_t bytes;
-};
-
 struct remote_write {
-	char *url;
-	char *dir;
-	int dir_fd;
-	uint64_t queue_max_bytes;
 	size_t batch_max;
 	int64_t delay_ms;
-	int64_t timeout_ms;
-	int64_t backoff_min_ms;
-	int64_t backoff_max_ms;
-	bool tls_skip_verify;
-	struct curl_slist *headers;
+	struct spool *spool;
 
 	pthread_mutex_t lock;
 	pthread_cond_t writer_cond;
-	pthread_cond_t sender_cond;
 	struct rw_batch *cur;
 	struct rw_batch *full; /* oldest first */
 	struct rw_batch *full_tail;
 	size_t nfull;
 	bool flush_req;
-	struct rw_file *files; /* oldest first */
-	size_t nfiles;
-	size_t files_cap;
-	bool inflight; /* files[0] is being sent */
-	uint64_t next_seq;
-	struct remote_write_stats st;
+	/* dropped before reaching the spool (refused enqueues, encoding failures) */
+	uint64_t dropped_samples;
+	uint64_t dropped_batches;
 	atomic_bool stop;
 
 	pthread_t writer;
-	pthread_t sender;
 	bool writer_started;
-	bool sender_started;
 };
 
 static int64_t rw_mono_ms(void)
@@ -208,175 +179,22 @@ cleanup:
 	return err;
 }
 
-/* ------------------------------------------------------------------ */
-/* the queue directory */
-
-static void rw_file_name(char *buf, size_t len, const struct rw_file *f)
-{
-	snprintf(buf, len, "%016llx-%llu.rw", (unsigned long long)f->seq,
-		 (unsigned long long)f->samples);
-}
-
-static int rw_file_cmp(const void *a, const void *b)
-{
-	const struct rw_file *x = a, *y = b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Remove files[i] from the index and the disk; the caller holds the lock. */
-static void rw_file_remove(struct remote_write *rw, size_t i)
-{
-	char name[64];
-
-	rw_file_name(name, sizeof(name), &rw->files[i]);
-	unlinkat(rw->dir_fd, name, 0);
-	rw->st.queued_bytes -= rw->files[i].bytes;
-	rw->st.queued_files--;
-	memmove(&rw->files[i], &rw->files[i + 1], (rw->nfiles - i - 1) * sizeof(*rw->files));
-	rw->nfiles--;
-}
-
-static int rw_files_push(struct remote_write *rw, const struct rw_file *f)
-{
-	if (rw->nfiles == rw->files_cap) {
-		size_t cap = rw->files_cap ? rw->files_cap * 2 : 64;
-		struct rw_file *p = realloc(rw->files, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		rw->files = p;
-		rw->files_cap = cap;
-	}
-	rw->files[rw->nfiles++] = *f;
-	rw->st.queued_bytes += f->bytes;
-	rw->st.queued_files++;
-	return 0;
-}
-
-/* Index the files a previous run left; remove half-written ones. */
-static int rw_scan(struct remote_write *rw)
-{
-	struct dirent *de;
-	struct stat sb;
-	DIR *d = NULL;
-	int fd, err = 0;
-
-	fd = dup(rw->dir_fd);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	while ((de = readdir(d))) {
-		unsigned long long seq, n;
-		struct rw_file f;
-		char check[64];
-
-		if (!strncmp(de->d_name, ".tmp-", 5)) {
-			unlinkat(rw->dir_fd, de->d_name, 0);
-			continue;
-		}
-		if (sscanf(de->d_name, "%16llx-%llu.rw", &seq, &n) != 2)
-			continue;
-		f.seq = seq;
-		f.samples = n;
-		rw_file_name(check, sizeof(check), &f);
-		if (strcmp(check, de->d_name) || fstatat(rw->dir_fd, de->d_name, &sb, 0))
-			continue;
-		f.bytes = (uint64_t)sb.st_size;
-		err = rw_files_push(rw, &f);
-		if (err)
-			break;
-		if (seq >= rw->next_seq)
-			rw->next_seq = seq + 1;
-	}
-	closedir(d);
-	if (rw->nfiles > 1)
-		qsort(rw->files, rw->nfiles, sizeof(*rw->files), rw_file_cmp);
-	return err;
-}
-
-static int rw_write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Encode b into a new queue file, making room by dropping the oldest files. */
+/* Encode b and push it to the spool, which counts what it cannot keep. */
 static void rw_write_batch(struct remote_write *rw, struct rw_batch *b)
 {
-	char tmp[80], name[64], *body = NULL;
-	struct rw_file f = { 0 };
+	char *body = NULL;
 	size_t len = 0;
-	int fd = -1, err;
 
 	if (!b->n)
 		return;
-	err = rw_encode(b, &body, &len);
-	if (err)
-		goto drop;
-	pthread_mutex_lock(&rw->lock);
-	f.seq = rw->next_seq++;
-	/* make room: the oldest files go first, never the one in flight */
-	while (rw->st.queued_bytes + len > rw->queue_max_bytes &&
-	       rw->nfiles > (rw->inflight ? 1 : 0)) {
-		size_t victim = rw->inflight ? 1 : 0;
-
-		rw->st.dropped_samples += rw->files[victim].samples;
-		rw->st.dropped_batches++;
-		rw_file_remove(rw, victim);
-	}
-	/* Only the file in flight is left and it leaves no room: the bound holds, this batch goes. */
-	if (rw->st.queued_bytes + len > rw->queue_max_bytes) {
+	if (rw_encode(b, &body, &len)) {
+		pthread_mutex_lock(&rw->lock);
+		rw->dropped_samples += b->n;
+		rw->dropped_batches++;
 		pthread_mutex_unlock(&rw->lock);
-		goto drop;
+		return;
 	}
-	pthread_mutex_unlock(&rw->lock);
-	f.samples = b->n;
-	f.bytes = len;
-	rw_file_name(name, sizeof(name), &f);
-	snprintf(tmp, sizeof(tmp), ".tmp-%s", name);
-	fd = openat(rw->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto drop;
-	if (rw_write_all(fd, body, len) || fsync(fd) ||
-	    renameat(rw->dir_fd, tmp, rw->dir_fd, name)) {
-		unlinkat(rw->dir_fd, tmp, 0);
-		goto drop;
-	}
-	close(fd);
-	fd = -1;
-	fsync(rw->dir_fd);
-	pthread_mutex_lock(&rw->lock);
-	if (rw_files_push(rw, &f)) {
-		pthread_mutex_unlock(&rw->lock);
-		/* the file stays on disk and is found on the next start */
-		goto out;
-	}
-	pthread_cond_signal(&rw->sender_cond);
-	pthread_mutex_unlock(&rw->lock);
-	goto out;
-drop:
-	pthread_mutex_lock(&rw->lock);
-	rw->st.dropped_samples += b->n;
-	rw->st.dropped_batches++;
-	pthread_mutex_unlock(&rw->lock);
-out:
-	if (fd >= 0)
-		close(fd);
+	spool__push(rw->spool, body, len, b->n);
 	free(body);
 }
 
@@ -428,302 +246,68 @@ static void *rw_writer_main(void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* sending */
-
-struct rw_reply {
-	int64_t retry_after_ms; /* -1: none */
-};
-
-static size_t rw_header_cb(char *buf, size_t size, size_t n, void *arg)
-{
-	struct rw_reply *r = arg;
-	size_t len = size * n;
-	char val[128], *end;
-	long long secs;
-	time_t when;
-	size_t vl;
-
-	if (len < 12 || strncasecmp(buf, "Retry-After:", 12))
-		return len;
-	vl = len - 12 < sizeof(val) - 1 ? len - 12 : sizeof(val) - 1;
-	memcpy(val, buf + 12, vl);
-	val[vl] = '\0';
-	while (vl && (val[vl - 1] == '\r' || val[vl - 1] == '\n' || val[vl - 1] == ' '))
-		val[--vl] = '\0';
-	end = val;
-	while (*end == ' ' || *end == '\t')
-		end++;
-	secs = strtoll(end, &end, 10);
-	if (end != val && !*end && secs >= 0) {
-		r->retry_after_ms = secs * 1000;
-		return len;
-	}
-	when = curl_getdate(val, NULL);
-	if (when != (time_t)-1)
-		r->retry_after_ms = when > time(NULL) ? (int64_t)(when - time(NULL)) * 1000 : 0;
-	return len;
-}
-
-static size_t rw_discard_cb(char *buf, size_t size, size_t n, void *arg)
-{
-	(void)buf;
-	(void)arg;
-	return size * n;
-}
-
-static int rw_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	struct remote_write *rw = arg;
-
-	(void)dt;
-	(void)dn;
-	(void)ut;
-	(void)un;
-	return atomic_load(&rw->stop) ? 1 : 0;
-}
-
-static int rw_read_file(struct remote_write *rw, const struct rw_file *f, char **out)
-{
-	char name[64], *buf = NULL;
-	size_t got = 0;
-	int fd, err = 0;
-
-	rw_file_name(name, sizeof(name), f);
-	fd = openat(rw->dir_fd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	buf = malloc(f->bytes ? f->bytes : 1);
-	if (!buf) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	while (got < f->bytes) {
-		ssize_t r = read(fd, buf + got, f->bytes - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			err = r < 0 ? -errno : -EIO;
-			goto cleanup;
-		}
-		got += (size_t)r;
-	}
-	*out = buf;
-	buf = NULL;
-cleanup:
-	free(buf);
-	close(fd);
-	return err;
-}
-
-/* POST one body. Returns the HTTP status, or 0 for a transport error. */
-static long rw_post(struct remote_write *rw, CURL *c, const char *body, size_t len,
-		    struct rw_reply *reply)
-{
-	long status = 0;
-
-	reply->retry_after_ms = -1;
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, reply);
-	if (curl_easy_perform(c) != CURLE_OK)
-		return 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	(void)rw;
-	return status;
-}
-
-static CURL *rw_curl_new(struct remote_write *rw)
-{
-	CURL *c = curl_easy_init();
-
-	if (!c)
-		return NULL;
-	curl_easy_setopt(c, CURLOPT_URL, rw->url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, rw->headers);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)rw->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, rw_header_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rw_discard_cb);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, rw_progress_cb);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, rw);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "novamon/" NOVAMON_VERSION);
-	if (rw->tls_skip_verify) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	return c;
-}
-
-static void *rw_sender_main(void *arg)
-{
-	struct remote_write *rw = arg;
-	unsigned int seed = (unsigned int)rw_mono_ms() ^ (unsigned int)getpid();
-	unsigned int attempt = 0;
-	struct rw_reply reply;
-	struct rw_file f;
-	char *body = NULL;
-	CURL *c;
-	long status;
-	int64_t wait;
-
-	c = rw_curl_new(rw);
-	pthread_mutex_lock(&rw->lock);
-	while (!atomic_load(&rw->stop)) {
-		if (!rw->nfiles || !c) {
-			pthread_cond_wait(&rw->sender_cond, &rw->lock);
-			continue;
-		}
-		f = rw->files[0];
-		rw->inflight = true;
-		pthread_mutex_unlock(&rw->lock);
-
-		body = NULL;
-		if (rw_read_file(rw, &f, &body)) {
-			/* unreadable: nothing can ever send it */
-			pthread_mutex_lock(&rw->lock);
-			rw->inflight = false;
-			rw->st.dropped_samples += f.samples;
-			rw->st.dropped_batches++;
-			rw_file_remove(rw, 0);
-			continue;
-		}
-		status = rw_post(rw, c, body, f.bytes, &reply);
-		free(body);
-
-		pthread_mutex_lock(&rw->lock);
-		rw->inflight = false;
-		rw->st.last_status = (int)status;
-		if (atomic_load(&rw->stop) && status == 0)
-			break; /* aborted by stop: the file stays */
-		if (status >= 200 && status < 300) {
-			attempt = 0;
-			rw->st.sent_samples += f.samples;
-			rw->st.sent_batches++;
-			rw_file_remove(rw, 0);
-			continue;
-		}
-		rw->st.failed_requests++;
-		if (status >= 400 && status < 500 && status != 429) {
-			attempt = 0;
-			rw->st.dropped_samples += f.samples;
-			rw->st.dropped_batches++;
-			rw_file_remove(rw, 0);
-			continue;
-		}
-		/* 5xx, 429, transport error: back off and retry */
-		rw->st.retries++;
-		if (status && reply.retry_after_ms >= 0) {
-			wait = reply.retry_after_ms;
-		} else {
-			wait = rw->backoff_min_ms;
-			for (unsigned int i = 0; i < attempt && wait < rw->backoff_max_ms; i++)
-				wait *= 2;
-			if (wait > rw->backoff_max_ms)
-				wait = rw->backoff_max_ms;
-			wait = wait / 2 + (int64_t)(rand_r(&seed) % (unsigned int)(wait / 2 + 1));
-		}
-		if (wait > rw->backoff_max_ms)
-			wait = rw->backoff_max_ms;
-		attempt++;
-		wait += rw_mono_ms();
-		while (!atomic_load(&rw->stop) && rw_mono_ms() < wait)
-			rw_wait_until(&rw->sender_cond, &rw->lock, wait);
-	}
-	pthread_mutex_unlock(&rw->lock);
-	if (c)
-		curl_easy_cleanup(c);
-	return NULL;
-}
-
-/* ------------------------------------------------------------------ */
 /* API */
 
 struct remote_write *remote_write__start(const struct remote_write_opts *opts)
 {
+	static const struct spool_encoding snappy = { "rw", "Content-Encoding: snappy" };
+	struct spool_opts so = {
+		.encodings = &snappy,
+		.nencodings = 1,
+		.retryable = spool_retry_remote_write,
+	};
 	struct remote_write *rw = NULL;
+	const char **headers = NULL;
 	pthread_condattr_t ca;
-	size_t i;
 	int err = -EINVAL;
 
-	if (!opts || !opts->url || !opts->queue_dir || !opts->url[0] || !opts->queue_dir[0])
+	if (!opts || !opts->url || !opts->queue_dir || !opts->url[0] || !opts->queue_dir[0] ||
+	    (opts->nheaders && !opts->headers))
 		goto fail;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		err = -EIO;
-		goto fail;
-	}
 	err = -ENOMEM;
 	rw = calloc(1, sizeof(*rw));
 	if (!rw)
 		goto fail;
-	rw->dir_fd = -1;
 	pthread_mutex_init(&rw->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rw->writer_cond, &ca);
-	pthread_cond_init(&rw->sender_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	rw->url = strdup(opts->url);
-	rw->dir = strdup(opts->queue_dir);
-	if (!rw->url || !rw->dir)
+	headers = calloc(opts->nheaders + 2, sizeof(*headers));
+	if (!headers)
 		goto fail;
-	rw->queue_max_bytes = opts->queue_max_bytes ? opts->queue_max_bytes :
-						      REMOTE_WRITE_QUEUE_MAX_BYTES;
 	rw->batch_max = opts->batch_max_samples ? opts->batch_max_samples :
 						  REMOTE_WRITE_BATCH_MAX_SAMPLES;
 	rw->delay_ms = opts->batch_max_delay_ms > 0 ? opts->batch_max_delay_ms :
 						      REMOTE_WRITE_BATCH_MAX_DELAY_MS;
-	rw->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : REMOTE_WRITE_TIMEOUT_MS;
-	rw->backoff_min_ms = opts->backoff_min_ms > 0 ? opts->backoff_min_ms :
-							REMOTE_WRITE_BACKOFF_MIN_MS;
-	rw->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms :
-							REMOTE_WRITE_BACKOFF_MAX_MS;
-	rw->tls_skip_verify = opts->tls_skip_verify;
-	for (i = 0; i < opts->nheaders; i++) {
-		struct curl_slist *h = curl_slist_append(rw->headers, opts->headers[i]);
 
-		if (!h)
-			goto fail;
-		rw->headers = h;
-	}
-	{
-		static const char *const fixed[] = {
-			"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
-			"X-Prometheus-Remote-Write-Version: 0.1.0",
-			"Expect:", /* no 100-continue round trip */
-		};
-		for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-			struct curl_slist *h = curl_slist_append(rw->headers, fixed[i]);
-
-			if (!h)
-				goto fail;
-			rw->headers = h;
-		}
-	}
-	if (mkdir(rw->dir, 0700) && errno != EEXIST) {
+	memcpy(headers, opts->headers, opts->nheaders * sizeof(*headers));
+	headers[opts->nheaders] = "Content-Type: application/x-protobuf";
+	headers[opts->nheaders + 1] = "X-Prometheus-Remote-Write-Version: 0.1.0";
+	so.url = opts->url;
+	so.dir = opts->queue_dir;
+	so.headers = headers;
+	so.nheaders = opts->nheaders + 2;
+	so.max_bytes = opts->queue_max_bytes ? opts->queue_max_bytes : REMOTE_WRITE_QUEUE_MAX_BYTES;
+	so.timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : REMOTE_WRITE_TIMEOUT_MS;
+	so.backoff_min_ms = opts->backoff_min_ms > 0 ? opts->backoff_min_ms :
+						       REMOTE_WRITE_BACKOFF_MIN_MS;
+	so.backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms :
+						       REMOTE_WRITE_BACKOFF_MAX_MS;
+	so.tls_skip_verify = opts->tls_skip_verify;
+	rw->spool = spool__start(&so);
+	if (!rw->spool) {
 		err = -errno;
 		goto fail;
 	}
-	rw->dir_fd = open(rw->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rw->dir_fd < 0) {
-		err = -errno;
-		goto fail;
-	}
-	err = rw_scan(rw);
-	if (err)
-		goto fail;
 	err = -pthread_create(&rw->writer, NULL, rw_writer_main, rw);
 	if (err)
 		goto fail;
 	rw->writer_started = true;
-	err = -pthread_create(&rw->sender, NULL, rw_sender_main, rw);
-	if (err)
-		goto fail;
-	rw->sender_started = true;
+	free(headers);
 	return rw;
 fail:
+	free(headers);
 	remote_write__stop(rw);
 	errno = -err;
 	return NULL;
@@ -787,7 +371,7 @@ int remote_write__enqueue(struct remote_write *rw, const struct tsdb_label *labe
 	s.v = v;
 	pthread_mutex_lock(&rw->lock);
 	if (rw->nfull >= REMOTE_WRITE_MAX_PENDING_BATCHES) {
-		rw->st.dropped_samples++;
+		rw->dropped_samples++;
 		err = -ENOBUFS;
 		goto out;
 	}
@@ -837,10 +421,26 @@ void remote_write__flush(struct remote_write *rw)
 
 void remote_write__stats(struct remote_write *rw, struct remote_write_stats *st)
 {
+	struct spool_stats ss;
 	struct rw_batch *b;
+	int why;
 
+	spool__stats(rw->spool, &ss);
+	memset(st, 0, sizeof(*st));
+	st->queued_bytes = ss.queued_bytes;
+	st->queued_files = ss.queued_files;
+	st->sent_samples = ss.sent_items;
+	st->sent_batches = ss.sent_files;
+	st->failed_requests = ss.failed_requests;
+	st->retries = ss.retries;
+	st->last_status = ss.last_status;
+	for (why = 0; why < SPOOL_DROP_MAX; why++) {
+		st->dropped_samples += ss.dropped_items[why];
+		st->dropped_batches += ss.dropped_files[why];
+	}
 	pthread_mutex_lock(&rw->lock);
-	*st = rw->st;
+	st->dropped_samples += rw->dropped_samples;
+	st->dropped_batches += rw->dropped_batches;
 	st->pending_samples = rw->cur ? rw->cur->n : 0;
 	for (b = rw->full; b; b = b->next)
 		st->pending_samples += b->n;
@@ -856,27 +456,18 @@ void remote_write__stop(struct remote_write *rw)
 	pthread_mutex_lock(&rw->lock);
 	atomic_store(&rw->stop, true);
 	pthread_cond_broadcast(&rw->writer_cond);
-	pthread_cond_broadcast(&rw->sender_cond);
 	pthread_mutex_unlock(&rw->lock);
-	/* the writer drains the batches into queue files before it exits */
+	/* the writer drains the batches into the spool before it exits */
 	if (rw->writer_started)
 		pthread_join(rw->writer, NULL);
-	if (rw->sender_started)
-		pthread_join(rw->sender, NULL);
+	spool__stop(rw->spool);
 	for (b = rw->full; b; b = next) {
 		next = b->next;
 		rw_batch__free(b);
 	}
 	rw_batch__free(rw->cur);
-	curl_slist_free_all(rw->headers);
-	if (rw->dir_fd >= 0)
-		close(rw->dir_fd);
 	pthread_cond_destroy(&rw->writer_cond);
-	pthread_cond_destroy(&rw->sender_cond);
 	pthread_mutex_destroy(&rw->lock);
-	free(rw->files);
-	free(rw->url);
-	free(rw->dir);
 	free(rw);
 }
 

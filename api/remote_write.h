@@ -22,6 +22,7 @@
  * wait is uniform in [d/2, d]); a Retry-After header (seconds or an HTTP
  * date) on a 429/5xx is honoured instead, capped at backoff_max_ms. Any
  * other 4xx drops the batch (counted): the backend will never take it.
+ * The queue and the sender thread are the spool's (spool.h).
  */
 #ifndef NOVAMON_REMOTE_WRITE_H
 #define NOVAMON_REMOTE_WRITE_H

@@ -7,7 +7,11 @@
 
 /*
  * EV_BLOCK_RQ: one completed request. The header's tgid/tid are those of the
- * task that issued it (block_rq_issue), not of the completion context.
+ * task that queued it (block_rq_insert) or, for a request that skipped the
+ * I/O scheduler, issued it (block_rq_issue); never the completion context.
+ * The request's life is insert -> issue -> complete:
+ *   queue_ns   = issue - insert (0 when it was never inserted),
+ *   latency_ns = complete - issue (the device's service time).
  */
 struct block_rq_event {
 	struct event_header h;
@@ -18,6 +22,8 @@ struct block_rq_event {
 	__u64 latency_ns; /* block_rq_issue to block_rq_complete */
 	__s32 error; /* blk_status_t, 0 = ok */
 	__u32 pad;
+	__u64 sector; /* first 512-byte sector */
+	__u64 queue_ns; /* block_rq_insert to block_rq_issue, 0 if not inserted */
 };
 
 #endif /* NOVAMON_BPF_BLOCK_H */

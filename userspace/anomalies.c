@@ -18,6 +18,7 @@
 #include "anomalies.h"
 #include "engine.h"
 #include "metrics.h"
+#include "spans/logq.h"
 
 #define SLOT_UNKNOWN (-1) /* not seen yet */
 #define SLOT_IGNORED (-2) /* never scored: buckets, our own score series */
@@ -73,6 +74,8 @@ struct anomalies {
 
 	struct anomaly_record *rec; /* ring of max_records */
 	uint64_t next_id;
+
+	struct logq *logq;
 
 	uint64_t opened_total;
 	uint64_t scored_total;
@@ -312,6 +315,30 @@ static void record_peak(struct anomaly_record *r, const struct engine_verdict *v
 	r->detectors = v->detectors;
 }
 
+/* The "anomaly.raised" log record: metric, vm when the series has one, score, why. */
+static void anomaly_log(struct anomalies *a, const struct anomaly_record *r)
+{
+	struct logq_attr attrs[6];
+	const char *name, *value, *vm = NULL;
+	size_t i, n = 0;
+
+	if (!a->logq)
+		return;
+	for (i = 0; (name = anomaly_record_label(r, i, &value)); i++)
+		if (!strcmp(name, "vm"))
+			vm = value;
+	attrs[n++] = LOGQ_STR("novamon.metric", r->metric);
+	if (vm)
+		attrs[n++] = LOGQ_STR("novamon.vm", vm);
+	attrs[n++] = LOGQ_INT("novamon.anomaly.id", (int64_t)r->id);
+	attrs[n++] = LOGQ_DOUBLE("novamon.anomaly.score", r->peak_score);
+	attrs[n++] = LOGQ_DOUBLE("novamon.anomaly.actual", r->actual);
+	attrs[n++] = LOGQ_DOUBLE("novamon.anomaly.expected", r->expected);
+	logq__emit(a->logq, LOG_SEV_WARN, LOGQ_EVENT_ANOMALY_RAISED, NULL, NULL, attrs, n,
+		   "anomaly in %s%s%s: %g where %g was expected", r->metric, vm ? " of vm " : "",
+		   vm ? vm : "", r->actual, r->expected);
+}
+
 static void record_open(struct anomalies *a, struct slot *s, int64_t t,
 			const struct engine_verdict *v)
 {
@@ -347,6 +374,7 @@ static void record_open(struct anomalies *a, struct slot *s, int64_t t,
 	record_peak(r, v);
 	s->open_record = r->id;
 	a->opened_total++;
+	anomaly_log(a, r);
 }
 
 static void slot_verdict(struct anomalies *a, struct slot *s, int64_t t,
@@ -476,6 +504,13 @@ void anomalies__free(struct anomalies *a)
 	free(a->newlab);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+void anomalies__set_logq(struct anomalies *a, struct logq *q)
+{
+	pthread_mutex_lock(&a->lock);
+	a->logq = q;
+	pthread_mutex_unlock(&a->lock);
 }
 
 int anomalies__tick(struct anomalies *a, int64_t now_ms)

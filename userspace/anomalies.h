@@ -85,6 +85,13 @@ struct anomalies;
 struct anomalies *anomalies__new(struct tsdb *db, const struct anomalies_opts *opts);
 void anomalies__free(struct anomalies *a);
 
+/*
+ * Raise an "anomaly.raised" log record (spans/logq.h) for every new anomaly
+ * from now on; NULL stops it. q must outlive the use.
+ */
+struct logq;
+void anomalies__set_logq(struct anomalies *a, struct logq *q);
+
 /* Score the series updated since the last call; now_ms is the tick's time. */
 int anomalies__tick(struct anomalies *a, int64_t now_ms);
 

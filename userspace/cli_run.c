@@ -21,15 +21,19 @@
 #include "log.h"
 #include "metrics.h"
 #include "ingest.h"
+#include "otlp.h"
 #include "prom_api.h"
 #include "remote_write.h"
 #include "registry.h"
+#include "spans/logq.h"
+#include "spans/span_file.h"
+#include "spans/spans.h"
 #include "store_sink.h"
 #include "tick.h"
 #include "tsdb/tsdb.h"
 
 #define MAX_ROUTES 64
-#define MAX_SINKS 8
+#define MAX_SINKS 16
 
 static volatile sig_atomic_t stop_requested;
 /* The query and ingest APIs' state; routes point into them for the daemon's lifetime. */
@@ -60,6 +64,10 @@ static void usage(FILE *out)
 		"      --log-level LEVEL  error, warn, info or debug (default info)\n"
 		"      --state-dir DIR    where the store and queues live (default /var/lib/novamon)\n"
 		"      --remote-write URL ship every sample to a Prometheus remote-write endpoint\n"
+		"      --otlp-endpoint URL export traces, metrics and logs with OTLP/HTTP to URL\n"
+		"                         (e.g. http://collector:4318; /v1/traces... appended)\n"
+		"      --spans-file PATH  also write synthesized spans and log records as JSON\n"
+		"                         lines to PATH ('-': stdout)\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"Routes: GET /health (JSON status of capture, probes and workers), GET /metrics\n"
@@ -215,6 +223,54 @@ static struct remote_write *start_remote_write(const struct config *cfg)
 	return rw;
 }
 
+/*
+ * The OTLP exporter, queueing under state_dir/otlp, its cumulative sums
+ * starting at start_ms (the daemon's start).
+ */
+static struct otlp *start_otlp(const struct config *cfg, int64_t start_ms)
+{
+	const char *headers[CONFIG_OTLP_MAX_HEADERS];
+	struct otlp_opts opts = {
+		.endpoint = cfg->otlp_endpoint,
+		.headers = headers,
+		.nheaders = cfg->otlp_nheaders,
+		.compression = cfg->otlp_gzip ? OTLP_COMPRESSION_GZIP : OTLP_COMPRESSION_NONE,
+		.tls_skip_verify = cfg->otlp_tls_skip_verify,
+		.ca_file = cfg->otlp_ca_file,
+		.queue_max_bytes = cfg->otlp_queue_max_bytes,
+		.batch_max_items = cfg->otlp_batch_max_items,
+		.batch_max_delay_ms = cfg->otlp_batch_max_delay_ms,
+		.start_ms = start_ms,
+	};
+	struct otlp *o;
+	char dir[512];
+	uint32_t i;
+
+	for (i = 0; i < cfg->otlp_nheaders; i++)
+		headers[i] = cfg->otlp_headers[i];
+	snprintf(dir, sizeof(dir), "%s/otlp", cfg->state_dir);
+	make_dirs(dir);
+	opts.queue_dir = dir;
+	o = otlp__start(&opts);
+	if (!o)
+		log_error("cannot start OTLP export to %s: %s", cfg->otlp_endpoint,
+			  strerror(errno));
+	else
+		log_info("OTLP export to %s (queue %s)", cfg->otlp_endpoint, dir);
+	return o;
+}
+
+/* Spans and log records of the synthesizer into the OTLP exporter. */
+static void otlp_span_sink(void *ctx, const struct span *s)
+{
+	otlp__add_span(ctx, s);
+}
+
+static void otlp_log_sink(void *ctx, const struct log_record *r)
+{
+	otlp__add_log(ctx, r);
+}
+
 static void log_report(const struct capture *cap)
 {
 	size_t i, attached = 0;
@@ -249,12 +305,18 @@ int cli_run(int argc, char **argv)
 		{ "ring-bytes", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "remote-write", required_argument, NULL, 'w' },
+		{ "otlp-endpoint", required_argument, NULL, 'o' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "spans-file", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config_path = CONFIG_DEFAULT_PATH, *listen = NULL, *probes = NULL;
 	const char *ring_bytes = NULL, *level = NULL, *remote = NULL, *state_dir = NULL;
+	const char *otlp_endpoint = NULL, *spans_path = NULL;
+	struct spans *spans = NULL;
+	struct logq *logq = NULL;
+	struct span_file *spans_file = NULL;
 	struct http_server_opts hopts = { 0 };
 	struct http_server *http = NULL;
 	struct metric_store *store = NULL;
@@ -267,6 +329,8 @@ int cli_run(int argc, char **argv)
 	struct remote_write *rw = NULL;
 	struct tick_sink sinks[MAX_SINKS];
 	struct anomalies *an = NULL;
+	/* OTLP export; spans and log records go to it with otlp__add_span/_log */
+	struct otlp *otlp = NULL;
 	size_t nsinks = 0;
 	bool config_given = false, no_capture = false;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -299,8 +363,14 @@ int cli_run(int argc, char **argv)
 		case 'w':
 			remote = optarg;
 			break;
+		case 'o':
+			otlp_endpoint = optarg;
+			break;
 		case 's':
 			state_dir = optarg;
+			break;
+		case 'S':
+			spans_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -340,6 +410,20 @@ int cli_run(int argc, char **argv)
 			return 2;
 		}
 		snprintf(cfg.remote_write_url, sizeof(cfg.remote_write_url), "%s", remote);
+	}
+	if (otlp_endpoint) {
+		if (strncmp(otlp_endpoint, "http://", 7) && strncmp(otlp_endpoint, "https://", 8)) {
+			fprintf(stderr,
+				"novamon run: --otlp-endpoint: '%s' is not an http:// or https:// URL\n",
+				otlp_endpoint);
+			return 2;
+		}
+		if (strlen(otlp_endpoint) >= sizeof(cfg.otlp_endpoint)) {
+			fprintf(stderr, "novamon run: --otlp-endpoint: longer than %zu bytes\n",
+				sizeof(cfg.otlp_endpoint) - 1);
+			return 2;
+		}
+		snprintf(cfg.otlp_endpoint, sizeof(cfg.otlp_endpoint), "%s", otlp_endpoint);
 	}
 	if (state_dir)
 		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", state_dir);
@@ -424,6 +508,12 @@ int cli_run(int argc, char **argv)
 			goto out;
 		sinks[nsinks++] = remote_write__sink(rw);
 	}
+	if (cfg.otlp_endpoint[0]) {
+		otlp = start_otlp(&cfg, (int64_t)now_ms());
+		if (!otlp)
+			goto out;
+		sinks[nsinks++] = otlp__metrics_sink(otlp);
+	}
 	hopts.listen = cfg.listen;
 	hopts.store = store;
 	hopts.routes = routes;
@@ -448,6 +538,39 @@ int cli_run(int argc, char **argv)
 		goto out;
 	}
 	log_report(cap);
+	if (cfg.spans_enabled && (otlp || spans_path)) {
+		struct spans_opts so;
+
+		spans_opts__init(&so, &cfg);
+		so.workers = cap->workers;
+		so.vcpu_map_fd = cap->vcpu_map_fd;
+		logq = logq__new(1024, cfg.spans_mask_personal_data);
+		so.logq = logq;
+		if (otlp)
+			so.sinks[so.nsinks++] = (struct spans_sink){ .name = "otlp",
+								     .span = otlp_span_sink,
+								     .log = otlp_log_sink,
+								     .ctx = otlp };
+		if (spans_path) {
+			spans_file = span_file__open(spans_path);
+			if (!spans_file) {
+				log_error("cannot open --spans-file %s: %s", spans_path,
+					  strerror(errno));
+				goto out;
+			}
+			so.sinks[so.nsinks++] = span_file__sink(spans_file);
+		}
+		spans = logq ? spans__new(&so) : NULL;
+		err = spans ? spans__start(spans) : -errno;
+		if (err) {
+			log_error("cannot start span synthesis: %s", strerror(-err));
+			goto out;
+		}
+		spans_log_capture(logq, &cap->report, true);
+		sinks[nsinks++] = spans__tick_sink(spans);
+		if (an)
+			anomalies__set_logq(an, logq);
+	}
 	tick = tick__new(&cfg, cap, reg, store, sinks, nsinks);
 	if (!tick) {
 		log_error("cannot start the tick: %s", strerror(errno));
@@ -467,10 +590,18 @@ int cli_run(int argc, char **argv)
 	ret = 0;
 out:
 	http_server__stop(http);
+	if (cap)
+		spans_log_capture(logq, &cap->report, false);
+	spans__free(spans); /* before capture__stop: it drains the workers' rings */
+	span_file__close(spans_file);
+	if (an)
+		anomalies__set_logq(an, NULL);
+	logq__free(logq);
 	capture__stop(cap);
 	tick__free(tick);
 	remote_write__stop(rw);
 	anomalies__free(an);
+	otlp__stop(otlp);
 	tsdb__close(db);
 	registry__free(reg);
 	metric_store__free(store);

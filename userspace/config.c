@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -38,6 +39,8 @@ enum config_kind {
 	CONFIG_KIND_PROBES,
 	CONFIG_KIND_RETENTION,
 	CONFIG_KIND_MAP,
+	CONFIG_KIND_HEADERS, /* otlp.headers: a mapping of HTTP field names to values */
+	CONFIG_KIND_AUTH_MODE,
 };
 
 struct config_key {
@@ -118,6 +121,57 @@ static const struct config_key config_remote_write_keys[] = {
 	{ .name = NULL },
 };
 
+static const struct config_key config_spans_keys[] = {
+	{ .name = "enabled", .kind = CONFIG_KIND_BOOL, .off = offsetof(struct config, spans_enabled) },
+	CONFIG_INT("budget_per_second", CONFIG_KIND_U32, spans_budget_per_second, 1, 10000000,
+		   false),
+	CONFIG_INT("slow_factor", CONFIG_KIND_U32, spans_slow_factor, 1, 1000, false),
+	CONFIG_INT("vm_period_seconds", CONFIG_KIND_U32, spans_vm_period_seconds, 1, 3600, false),
+	{ .name = "mask_personal_data",
+	  .kind = CONFIG_KIND_BOOL,
+	  .off = offsetof(struct config, spans_mask_personal_data) },
+	{ .name = NULL },
+};
+
+static const struct config_key config_otlp_keys[] = {
+	CONFIG_STR("endpoint", otlp_endpoint, true),
+	{ .name = "headers", .kind = CONFIG_KIND_HEADERS },
+	{ .name = "gzip", .kind = CONFIG_KIND_BOOL, .off = offsetof(struct config, otlp_gzip) },
+	{ .name = "tls_skip_verify",
+	  .kind = CONFIG_KIND_BOOL,
+	  .off = offsetof(struct config, otlp_tls_skip_verify) },
+	CONFIG_STR("ca_file", otlp_ca_file, true),
+	CONFIG_INT("queue_max_bytes", CONFIG_KIND_U64, otlp_queue_max_bytes, 1ull << 20, 1ull << 40,
+		   false),
+	CONFIG_INT("batch_max_items", CONFIG_KIND_U32, otlp_batch_max_items, 1, 100000, false),
+	CONFIG_INT("batch_max_delay_ms", CONFIG_KIND_U32, otlp_batch_max_delay_ms, 1, 600000,
+		   false),
+	{ .name = NULL },
+};
+
+static const struct config_key config_dashboards_keys[] = {
+	CONFIG_STR("store", dashboards_store, true),
+	{ .name = NULL },
+};
+
+static const struct config_key config_auth_keys[] = {
+	{ .name = "mode", .kind = CONFIG_KIND_AUTH_MODE, .off = offsetof(struct config, auth_mode) },
+	CONFIG_STR("hs256_secret_file", auth_hs256_secret_file, true),
+	CONFIG_STR("rs256_public_key_file", auth_rs256_public_key_file, true),
+	CONFIG_STR("issuer", auth_issuer, true),
+	CONFIG_STR("audience", auth_audience, true),
+	{ .name = "public_metrics",
+	  .kind = CONFIG_KIND_BOOL,
+	  .off = offsetof(struct config, auth_public_metrics) },
+	{ .name = NULL },
+};
+
+static const struct config_key config_tls_keys[] = {
+	CONFIG_STR("cert_file", tls_cert_file, true),
+	CONFIG_STR("key_file", tls_key_file, true),
+	{ .name = NULL },
+};
+
 static const struct config_key config_root_keys[] = {
 	CONFIG_STR("listen", listen, false),
 	CONFIG_STR("state_dir", state_dir, false),
@@ -131,6 +185,11 @@ static const struct config_key config_root_keys[] = {
 	{ .name = "store", .kind = CONFIG_KIND_MAP, .children = config_store_keys },
 	{ .name = "analytics", .kind = CONFIG_KIND_MAP, .children = config_analytics_keys },
 	{ .name = "remote_write", .kind = CONFIG_KIND_MAP, .children = config_remote_write_keys },
+	{ .name = "otlp", .kind = CONFIG_KIND_MAP, .children = config_otlp_keys },
+	{ .name = "spans", .kind = CONFIG_KIND_MAP, .children = config_spans_keys },
+	{ .name = "auth", .kind = CONFIG_KIND_MAP, .children = config_auth_keys },
+	{ .name = "tls", .kind = CONFIG_KIND_MAP, .children = config_tls_keys },
+	{ .name = "dashboards", .kind = CONFIG_KIND_MAP, .children = config_dashboards_keys },
 	{ .name = NULL },
 };
 
@@ -189,6 +248,17 @@ void config_defaults(struct config *cfg)
 	cfg->analytics_seasonal_period_seconds = 86400;
 	cfg->analytics_score_series = true;
 	cfg->remote_write_queue_bytes = 512ull << 20;
+	cfg->otlp_gzip = true;
+	cfg->otlp_queue_max_bytes = 128ull << 20;
+	cfg->otlp_batch_max_items = 512;
+	cfg->otlp_batch_max_delay_ms = 1000;
+	cfg->spans_enabled = true;
+	cfg->spans_budget_per_second = 1000;
+	cfg->spans_slow_factor = 4;
+	cfg->spans_vm_period_seconds = 10;
+	cfg->spans_mask_personal_data = false;
+	cfg->auth_mode = CONFIG_AUTH_AUTO;
+	cfg->auth_public_metrics = true;
 }
 
 /* The bit of one probe name (len bytes, not NUL-terminated), or 0 when unknown. */
@@ -417,7 +487,105 @@ static int config_set_str(struct config_loader *l, const struct config_key *k, c
 					   config_show(n, show, sizeof(show)));
 		topology__free(t);
 	}
+	if (k->off == offsetof(struct config, otlp_endpoint) && len &&
+	    !(len > 7 && !strncmp(v, "http://", 7)) && !(len > 8 && !strncmp(v, "https://", 8)))
+		return config_fail(l, &n->start_mark, key,
+				   "\"%s\" is not an http:// or https:// URL",
+				   config_show(n, show, sizeof(show)));
+	if (k->off == offsetof(struct config, dashboards_store) && len &&
+	    !(len > 7 && !strncmp(v, "sqlite:", 7)) && strncmp(v, "postgresql://", 13) &&
+	    strncmp(v, "postgres://", 11))
+		return config_fail(l, &n->start_mark, key,
+				   "\"%s\" is neither sqlite:PATH nor a postgresql:// URI",
+				   config_show(n, show, sizeof(show)));
 	memcpy(field, v, len + 1);
+	return 0;
+}
+
+/* An HTTP field name (RFC 9110 token) of len bytes. */
+static bool config_http_token(const unsigned char *v, size_t len)
+{
+	size_t i;
+
+	if (!len)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || (v[i] && strchr("!#$%&'*+-.^_`|~", v[i]))))
+			return false;
+	return true;
+}
+
+/*
+ * otlp.headers: a mapping of field names to values, kept as "Name: value"
+ * lines. Names novamon sets itself are refused, as are duplicates (HTTP
+ * names are case-insensitive) and values curl would split or drop.
+ */
+static int config_set_headers(struct config_loader *l, const char *key, const yaml_node_t *n)
+{
+	static const char *const reserved[] = { "Content-Type", "Content-Encoding",
+						"Content-Length" };
+	char show[CONFIG_SHOW_MAX + 4], hkey[240];
+	yaml_node_pair_t *pair;
+	uint32_t count = 0;
+	size_t i, j;
+
+	if (config_is_null(n)) {
+		l->cfg.otlp_nheaders = 0;
+		return 0;
+	}
+	if (n->type != YAML_MAPPING_NODE)
+		return config_fail(l, &n->start_mark, key,
+				   "expected a mapping of header names to values, got %s",
+				   config_node_type(n));
+	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+		yaml_node_t *kn = yaml_document_get_node(l->doc, pair->key);
+		yaml_node_t *vn = yaml_document_get_node(l->doc, pair->value);
+		const unsigned char *name, *val;
+		size_t nlen, vlen;
+
+		if (kn->type != YAML_SCALAR_NODE)
+			return config_fail(l, &kn->start_mark, key,
+					   "a header name must be a string, not %s",
+					   config_node_type(kn));
+		name = kn->data.scalar.value;
+		nlen = kn->data.scalar.length;
+		snprintf(hkey, sizeof(hkey), "%s.%s", key, config_show(kn, show, sizeof(show)));
+		if (!config_http_token(name, nlen))
+			return config_fail(l, &kn->start_mark, hkey,
+					   "not a valid HTTP header name");
+		for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+			if (strlen(reserved[i]) == nlen &&
+			    !strncasecmp(reserved[i], (const char *)name, nlen))
+				return config_fail(l, &kn->start_mark, hkey,
+						   "is set by novamon and cannot be configured");
+		for (j = 0; j < count; j++)
+			if (!strncasecmp(l->cfg.otlp_headers[j], (const char *)name, nlen) &&
+			    l->cfg.otlp_headers[j][nlen] == ':')
+				return config_fail(l, &kn->start_mark, hkey, "duplicate header");
+		if (vn->type != YAML_SCALAR_NODE || config_is_null(vn))
+			return config_fail(l, &vn->start_mark, hkey, "expected a value, got %s",
+					   config_node_type(vn));
+		val = vn->data.scalar.value;
+		vlen = vn->data.scalar.length;
+		if (!vlen)
+			return config_fail(l, &vn->start_mark, hkey, "must not be empty");
+		for (i = 0; i < vlen; i++)
+			if ((val[i] < 0x20 && val[i] != '\t') || val[i] == 0x7f)
+				return config_fail(l, &vn->start_mark, hkey,
+						   "the value contains a control character");
+		if (count == CONFIG_OTLP_MAX_HEADERS)
+			return config_fail(l, &kn->start_mark, hkey, "more than %d headers",
+					   CONFIG_OTLP_MAX_HEADERS);
+		if (nlen + 2 + vlen >= CONFIG_OTLP_HEADER_LEN)
+			return config_fail(l, &vn->start_mark, hkey,
+					   "name and value are %zu bytes long, the limit is %d",
+					   nlen + vlen, CONFIG_OTLP_HEADER_LEN - 3);
+		snprintf(l->cfg.otlp_headers[count], CONFIG_OTLP_HEADER_LEN, "%.*s: %.*s",
+			 (int)nlen, (const char *)name, (int)vlen, (const char *)val);
+		count++;
+	}
+	l->cfg.otlp_nheaders = count;
 	return 0;
 }
 
@@ -596,6 +764,28 @@ static int config_set_log_level(struct config_loader *l, const char *key, const 
 			   config_show(n, show, sizeof(show)));
 }
 
+static int config_set_auth_mode(struct config_loader *l, const char *key, const yaml_node_t *n)
+{
+	static const char *const modes[] = {
+		[CONFIG_AUTH_AUTO] = "auto",
+		[CONFIG_AUTH_ON] = "on",
+		[CONFIG_AUTH_OFF] = "off",
+	};
+	char show[CONFIG_SHOW_MAX + 4];
+	size_t i;
+
+	/* a plain on/off is a YAML 1.1 boolean to some tools: accept it quoted or not */
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strlen(modes[i]) == n->data.scalar.length &&
+		    !memcmp(modes[i], n->data.scalar.value, n->data.scalar.length)) {
+			l->cfg.auth_mode = (int)i;
+			return 0;
+		}
+	}
+	return config_fail(l, &n->start_mark, key, "unknown mode \"%s\" (known: auto, on, off)",
+			   config_show(n, show, sizeof(show)));
+}
+
 static int config_walk(struct config_loader *l, const yaml_node_t *map,
 		       const struct config_key *keys, const char *prefix);
 
@@ -615,6 +805,8 @@ static int config_apply(struct config_loader *l, const struct config_key *k, con
 	}
 	if (k->kind == CONFIG_KIND_PROBES)
 		return config_set_probes(l, key, v);
+	if (k->kind == CONFIG_KIND_HEADERS)
+		return config_set_headers(l, key, v);
 	if (k->kind == CONFIG_KIND_RETENTION)
 		return config_set_retention(l, key, v);
 
@@ -632,6 +824,8 @@ static int config_apply(struct config_loader *l, const struct config_key *k, con
 		return config_set_int(l, k, key, v);
 	case CONFIG_KIND_LOG_LEVEL:
 		return config_set_log_level(l, key, v);
+	case CONFIG_KIND_AUTH_MODE:
+		return config_set_auth_mode(l, key, v);
 	case CONFIG_KIND_BOOL: {
 		char show[CONFIG_SHOW_MAX + 4];
 

@@ -41,6 +41,36 @@
  *     url: ""                     # ship every sample to a Prometheus-compatible backend
  *     authorization: ""           # Authorization header value, e.g. "Bearer ..."
  *     queue_bytes: 536870912      # on-disk queue under state_dir/remote-write
+ *   otlp:                         # OTLP/HTTP export of traces, metrics and logs
+ *     endpoint: ""                # base URL, e.g. http://collector:4318 (/v1/traces... appended)
+ *     headers: {}                 # sent with every request, e.g. {Authorization: "Bearer ..."}
+ *     gzip: true                  # Content-Encoding: gzip
+ *     tls_skip_verify: false      # https: do not verify the server's certificate
+ *     ca_file: ""                 # https: PEM bundle to verify the server with ("" = system's)
+ *     queue_max_bytes: 134217728  # per signal, on disk under state_dir/otlp/<signal>
+ *     batch_max_items: 512        # spans, log records or data points per request
+ *     batch_max_delay_ms: 1000    # send a batch at most this long after its first item
+ *   spans:                        # trace spans synthesized from kernel events
+ *     enabled: true
+ *     budget_per_second: 1000     # sampled spans/s; errors and slow spans are always kept
+ *     slow_factor: 4              # slow = above this many times its baseline
+ *     vm_period_seconds: 10       # one "vm activity" parent span per VM per period
+ *     mask_personal_data: false   # mask user names and IPs in log records
+ *   auth:                         # bearer tokens (JWT) on every route but /health
+ *     mode: auto                  # auto | on | off; auto enforces when a key is set
+ *                                 # or listen is not loopback (then, with no key, a
+ *                                 # secret is made at state_dir/auth/hs256.secret)
+ *     hs256_secret_file: ""       # HS256 secret, >= 32 bytes, not readable by others
+ *     rs256_public_key_file: ""   # RS256: the token issuer's PEM public key(s)
+ *     issuer: ""                  # require this "iss" ("" = not checked)
+ *     audience: ""                # require this "aud" ("" = not checked)
+ *     public_metrics: true        # GET /metrics without a token (plain Prometheus scrape)
+ *   tls:                          # HTTPS and WSS on the listen port when both are set
+ *     cert_file: ""               # PEM certificate (chain)
+ *     key_file: ""                # PEM private key
+ *   dashboards:
+ *     store: ""                   # "" = sqlite:<state_dir>/dashboards.db; "sqlite:PATH"
+ *                                 # or a libpq URI "postgresql://user@host/db"
  */
 #ifndef NOVAMON_CONFIG_H
 #define NOVAMON_CONFIG_H
@@ -50,6 +80,15 @@
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/novamon/novamon.yaml"
+#define CONFIG_OTLP_MAX_HEADERS 16
+#define CONFIG_OTLP_HEADER_LEN 512 /* "Name: value" with its NUL */
+
+/* auth.mode */
+enum config_auth_mode {
+	CONFIG_AUTH_AUTO,
+	CONFIG_AUTH_ON,
+	CONFIG_AUTH_OFF,
+};
 
 enum config_probe {
 	CONFIG_PROBE_KVM = 1 << 0,
@@ -99,6 +138,34 @@ struct config {
 	char remote_write_url[512];
 	char remote_write_authorization[512];
 	uint64_t remote_write_queue_bytes;
+	/* otlp: */
+	char otlp_endpoint[512];
+	char otlp_headers[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LEN]; /* "Name: value" */
+	uint32_t otlp_nheaders;
+	bool otlp_gzip;
+	bool otlp_tls_skip_verify;
+	char otlp_ca_file[256];
+	uint64_t otlp_queue_max_bytes;
+	uint32_t otlp_batch_max_items;
+	uint32_t otlp_batch_max_delay_ms;
+	/* spans: */
+	bool spans_enabled;
+	uint32_t spans_budget_per_second;
+	uint32_t spans_slow_factor;
+	uint32_t spans_vm_period_seconds;
+	bool spans_mask_personal_data;
+	/* auth: */
+	int auth_mode; /* enum config_auth_mode */
+	char auth_hs256_secret_file[256];
+	char auth_rs256_public_key_file[256];
+	char auth_issuer[256];
+	char auth_audience[256];
+	bool auth_public_metrics;
+	/* tls: */
+	char tls_cert_file[256];
+	char tls_key_file[256];
+	/* dashboards: */
+	char dashboards_store[512]; /* "" = sqlite:<state_dir>/dashboards.db */
 };
 
 /* Fill cfg with the defaults above. */
@@ -125,7 +192,20 @@ void config_defaults(struct config *cfg);
  *     ring_bytes a power of two in [4096, 1 GiB]; wakeup_bytes < ring_bytes;
  *     poll_interval_ms in [1, 1000]; shard_entries a power of two in
  *     [1024, 16777216];
+ *   - spans.budget_per_second in [1, 10000000]; spans.slow_factor in
+ *     [1, 1000]; spans.vm_period_seconds in [1, 3600];
+ *   - otlp.endpoint is "" (no export) or an http:// or https:// URL;
+ *     otlp.headers is a mapping of at most CONFIG_OTLP_MAX_HEADERS HTTP
+ *     field names (not Content-Type, Content-Encoding or Content-Length,
+ *     which novamon sets; no duplicates in any case) to non-empty values
+ *     without control characters; otlp.queue_max_bytes in [1 MiB, 1 TiB];
+ *     otlp.batch_max_items in [1, 100000]; otlp.batch_max_delay_ms in
+ *     [1, 600000];
+ *   - dashboards.store is "", "sqlite:PATH" (PATH not empty) or a
+ *     postgresql:// or postgres:// URI;
  *   - probes: a list or a "kvm,block" string, not empty;
+ *   - auth.mode is auto, on or off; tls.cert_file and tls.key_file are
+ *     checked when the server starts (both or neither);
  *   - topology must be "" or parse with topology__parse().
  */
 int config_load(struct config *cfg, const char *path, bool must_exist, char *err, size_t errlen);

@@ -55,12 +55,20 @@ struct shard_entry {
 	struct shard_val val;
 };
 
+struct span_ring;
+
 struct shard_table {
 	struct shard_entry *entries;
 	uint32_t cap; /* power of two */
 	uint32_t used;
 	uint64_t overflow; /* events that found the table full */
 	int node; /* NUMA node the entries live on, -1 for malloc */
+	/*
+	 * The worker's span candidate ring (userspace/spans/span_ring.h) the
+	 * decoders also push to; NULL when spans are off. Set by the worker on
+	 * each pass, kept by shard_table__clear().
+	 */
+	struct span_ring *spans;
 };
 
 /*

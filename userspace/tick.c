@@ -110,7 +110,7 @@ static const struct {
 /* Histogram upper bounds in seconds: 2^(b+10) ns for the log2 shard buckets. */
 static double hist_bounds[SHARD_HIST_BUCKETS - 1];
 
-#define TICK_MAX_SINKS 4
+#define TICK_MAX_SINKS 16
 
 struct tick {
 	const struct config *cfg;
@@ -802,6 +802,11 @@ static void feed_sinks(struct tick *t, const struct metric_set *set, uint64_t no
 
 		if (s->sample) {
 			n = feed_metric_set(set, ts, s->sample, s->ctx);
+			if (n > 0)
+				t->sink_failed[i] += n;
+		}
+		if (s->set) {
+			n = s->set(s->ctx, set, ts);
 			if (n > 0)
 				t->sink_failed[i] += n;
 		}

@@ -29,12 +29,19 @@ struct tick;
 
 /*
  * Where each tick's samples go besides /metrics (the local store, the
- * remote-write client), given by the daemon's composition root. Each hook
- * may be NULL.
+ * remote-write and OTLP exporters), given by the daemon's composition root.
+ * Each hook may be NULL.
+ *
+ * set receives the whole published set once per tick, stamped at t_ms (the
+ * tick's whole second), for sinks that need each family's type (OTLP sums,
+ * gauges, histograms) rather than flat samples. It returns the number of
+ * series it could not take (counted like refused samples) or a negative
+ * errno; the set must not be kept after the call.
  */
 struct tick_sink {
 	const char *name;
 	feed_sample_fn sample;                             /* every sample of the set */
+	int (*set)(void *ctx, const struct metric_set *set, int64_t t_ms); /* the whole set */
 	int (*flush)(void *ctx, int64_t now_ms);           /* after the set (commit, housekeeping) */
 	int (*describe)(void *ctx, struct metric_set *set); /* add the sink's own metrics */
 	void *ctx;

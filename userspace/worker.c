@@ -14,6 +14,7 @@
 
 #include "probes/probes.h"
 #include "rings.h"
+#include "spans/span_ring.h"
 #include "topology.h"
 #include "worker.h"
 
@@ -85,6 +86,14 @@ static void pin_to_cpus(const struct worker *w)
 		numa_set_preferred(w->node);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -105,7 +114,10 @@ static void *worker_main(void *arg)
 				(void)!read(w->wake_fd, &v, sizeof(v));
 		e = __atomic_load_n(&w->epoch, __ATOMIC_ACQUIRE);
 		w->cur = &w->tables[e & 1];
+		w->cur->spans = __atomic_load_n(&w->span_ring, __ATOMIC_ACQUIRE);
 		more = drain(w);
+		if (w->cur->spans)
+			span_ring__sweep(w->cur->spans, mono_ns());
 		__atomic_store_n(&w->seen_epoch, e, __ATOMIC_RELEASE);
 		add_relaxed(&w->wakeups, 1);
 	}
@@ -127,6 +139,7 @@ static void worker_free(struct worker *w)
 		close(w->wake_fd);
 	shard_table__destroy(&w->tables[0]);
 	shard_table__destroy(&w->tables[1]);
+	span_ring__free(w->span_ring);
 	free(w->cpus);
 	if (numa_available() >= 0)
 		numa_free(w, sizeof(*w));
@@ -275,6 +288,23 @@ struct workers *workers__stop(struct workers *ws)
 	free(ws->w);
 	free(ws);
 	return NULL;
+}
+
+struct span_ring *worker__enable_spans(struct worker *w, const struct span_ring_params *p)
+{
+	struct span_ring *r = __atomic_load_n(&w->span_ring, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (r)
+		return r;
+	r = span_ring__new(p, w->node);
+	if (!r)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&w->span_ring, &none, r, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		span_ring__free(r);
+		return none; /* another caller's, now in none */
+	}
+	return r;
 }
 
 static void sleep_ms(int ms)

@@ -31,6 +31,8 @@
 
 struct ring_buffer;
 struct rings;
+struct span_ring;
+struct span_ring_params;
 struct topology;
 struct worker;
 
@@ -71,6 +73,12 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	const volatile bool *quit;
+	/*
+	 * Span candidates (worker__enable_spans), NULL until enabled; owned by
+	 * the worker, freed with it. Published with release; the worker
+	 * hands it to its decoders through cur->spans at each pass.
+	 */
+	struct span_ring *span_ring;
 } __attribute__((aligned(128)));
 
 struct workers {
@@ -95,6 +103,15 @@ struct workers *workers__stop(struct workers *ws);
  * worker has not switched within wait_ms (try again next tick).
  */
 struct shard_table *worker__flip(struct worker *w, int wait_ms);
+
+/*
+ * Give worker w a span candidate ring (span_ring.h) with params p (NULL:
+ * defaults), allocated on the worker's node; its decoders push to it from
+ * their next pass on. Any thread may call this once the worker is started.
+ * Returns the ring (the worker keeps owning it; it lives until
+ * workers__stop()), the one already enabled, or NULL with errno set.
+ */
+struct span_ring *worker__enable_spans(struct worker *w, const struct span_ring_params *p);
 
 /* Decode one ring event into t (the ring_buffer callback body, exposed for tests and benches). */
 int worker_dispatch(struct worker *w, struct shard_table *t, const void *data, size_t size);

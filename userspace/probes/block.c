@@ -15,6 +15,7 @@
 #include "probes.h"
 #include "rings.h"
 #include "shard.h"
+#include "spans/span_ring.h"
 
 #define FAMILY "block"
 
@@ -24,10 +25,30 @@ struct block_probe {
 	int nlinks;
 };
 
+/*
+ * Keep exactly one of a tracepoint's two programs (the v5.11 prototype and
+ * the legacy one, see block.bpf.c), or neither when the kernel lacks it
+ * (optional: block_rq_insert and block_rq_merge only refine the spans).
+ */
+static void choose_prototype(struct probe_env *env, const char *tp, struct bpf_program *prog,
+			     struct bpf_program *legacy, bool optional)
+{
+	int nargs = probe_btf_tp_nargs(env, tp);
+
+	if (optional && nargs < 0) {
+		probe_skip(env, FAMILY, prog, "tracepoint not in kernel BTF");
+		bpf_program__set_autoload(legacy, false);
+	} else if (nargs == 2) {
+		probe_skip(env, FAMILY, prog, "kernel before 5.11: the legacy prototype is used");
+	} else {
+		bpf_program__set_autoload(legacy, false);
+	}
+}
+
 int block_probe__open(struct probe_env *env, struct block_probe **out)
 {
 	struct block_probe *p;
-	int err, nargs;
+	int err;
 
 	if (!env->vmlinux_btf) {
 		probe_report__add(
@@ -48,13 +69,12 @@ int block_probe__open(struct probe_env *env, struct block_probe **out)
 		goto err_free;
 	p->skel->rodata->wakeup_bytes = env->cfg->wakeup_bytes;
 
-	/* Exactly one of the two block_rq_issue prototypes exists (see block.bpf.c). */
-	nargs = probe_btf_tp_nargs(env, "block_rq_issue");
-	if (nargs == 2)
-		probe_skip(env, FAMILY, p->skel->progs.block_rq_issue,
-			   "kernel before 5.11: the legacy prototype is used");
-	else
-		bpf_program__set_autoload(p->skel->progs.block_rq_issue_legacy, false);
+	choose_prototype(env, "block_rq_issue", p->skel->progs.block_rq_issue,
+			 p->skel->progs.block_rq_issue_legacy, false);
+	choose_prototype(env, "block_rq_insert", p->skel->progs.block_rq_insert,
+			 p->skel->progs.block_rq_insert_legacy, true);
+	choose_prototype(env, "block_rq_merge", p->skel->progs.block_rq_merge,
+			 p->skel->progs.block_rq_merge_legacy, true);
 
 	err = block_bpf__load(p->skel);
 	if (err)
@@ -95,11 +115,32 @@ int block_probe__handle(struct shard_table *t, const struct event_header *h, siz
 		.c = e->op,
 	};
 	v = shard_table__get(t, &k);
-	if (!v)
-		return 0;
-	v->count++;
-	v->sum += e->bytes;
-	shard_val__observe(v, e->latency_ns);
+	if (v) {
+		v->count++;
+		v->sum += e->bytes;
+		shard_val__observe(v, e->latency_ns);
+	}
+	if (t->spans) {
+		struct span_cand c = {
+			.kind = SPAN_CAND_BLOCK,
+			.tgid = h->tgid,
+			.tid = h->tid,
+			.vcpu = SPAN_VCPU_UNKNOWN,
+			.end_ns = h->ts_ns,
+			.block = {
+				.sector = e->sector,
+				.queue_ns = e->queue_ns,
+				.service_ns = e->latency_ns,
+				.bytes = e->bytes,
+				.major = e->major,
+				.minor = e->minor,
+				.op = (uint16_t)e->op,
+				.error = (int16_t)e->error,
+			},
+		};
+
+		span_ring__push(t->spans, &c);
+	}
 	return 0;
 }
 

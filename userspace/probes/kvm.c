@@ -17,6 +17,7 @@
 #include "rings.h"
 #include "config.h"
 #include "shard.h"
+#include "spans/span_ring.h"
 
 #define FAMILY "kvm"
 
@@ -157,6 +158,9 @@ int kvm_probe__handle(struct shard_table *t, const struct event_header *h, size_
 		v = lookup(t, h, SHARD_KVM_USERSPACE_EXIT, e->reason, 0, e->vcpu_id);
 		if (v)
 			v->count++;
+		if (t->spans)
+			span_ring__count_exit(t->spans, h->tgid, h->tid, e->vcpu_id,
+					      SPAN_EXIT_USERSPACE, e->reason, h->ts_ns);
 		return 0;
 	}
 	case EV_KVM_PIO: {
@@ -185,11 +189,15 @@ int kvm_probe__handle(struct shard_table *t, const struct event_header *h, size_
 		if (size < sizeof(*e))
 			return -EINVAL;
 		v = lookup(t, h, SHARD_KVM_EXIT, e->reason, e->isa, e->vcpu_id);
-		if (!v)
-			return 0;
-		v->count++;
-		if (e->duration_ns != KVM_EXIT_UNTIMED)
-			shard_val__observe(v, e->duration_ns);
+		if (v) {
+			v->count++;
+			if (e->duration_ns != KVM_EXIT_UNTIMED)
+				shard_val__observe(v, e->duration_ns);
+		}
+		/* KVM_ISA_VMX = 1, KVM_ISA_SVM = 2: the span_exit_class values. */
+		if (t->spans && (e->isa == SPAN_EXIT_VMX || e->isa == SPAN_EXIT_SVM))
+			span_ring__count_exit(t->spans, h->tgid, h->tid, e->vcpu_id, e->isa,
+					      e->reason, h->ts_ns);
 		return 0;
 	}
 	case EV_KVM_EMULATE: {
@@ -211,6 +219,18 @@ int kvm_probe__handle(struct shard_table *t, const struct event_header *h, size_
 		if (v) {
 			v->count++;
 			v->sum += e->ns;
+		}
+		if (t->spans && e->ns >= t->spans->p.halt_min_ns) {
+			struct span_cand c = {
+				.kind = SPAN_CAND_KVM_HALT,
+				.tgid = h->tgid,
+				.tid = h->tid,
+				.vcpu = e->vcpu_id,
+				.end_ns = h->ts_ns,
+				.wait = { .duration_ns = e->ns, .waited = e->waited ? 1 : 0 },
+			};
+
+			span_ring__push(t->spans, &c);
 		}
 		return 0;
 	}

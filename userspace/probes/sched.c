@@ -15,6 +15,7 @@
 #include "bpf/sched.h"
 #include "bpf/sched.skel.h"
 #include "shard.h"
+#include "spans/span_ring.h"
 
 #define FAMILY "sched"
 
@@ -87,9 +88,21 @@ int sched_probe__handle(struct shard_table *t, const struct event_header *h, siz
 		return -EINVAL;
 	k = (struct shard_key){ .kind = SHARD_SCHED_DELAY, .tgid = h->tgid, .tid = h->tid };
 	v = shard_table__get(t, &k);
-	if (!v)
-		return 0;
-	v->count++;
-	v->sum += e->delay_ns;
+	if (v) {
+		v->count++;
+		v->sum += e->delay_ns;
+	}
+	if (t->spans && e->delay_ns >= t->spans->p.sched_delay_min_ns) {
+		struct span_cand c = {
+			.kind = SPAN_CAND_SCHED_DELAY,
+			.tgid = h->tgid,
+			.tid = h->tid,
+			.vcpu = SPAN_VCPU_UNKNOWN,
+			.end_ns = h->ts_ns,
+			.wait = { .duration_ns = e->delay_ns },
+		};
+
+		span_ring__push(t->spans, &c);
+	}
 	return 0;
 }
