@@ -10,6 +10,7 @@
 
 #include "anomalies.h"
 #include "anomaly_api.h"
+#include "auth.h"
 #include "detector.h"
 #include "holtwinters.h"
 #include "modelperf.h"
@@ -165,6 +166,13 @@ static int aa_h_list(const struct http_request *req, struct http_response *resp,
 		f.label_name = "tenant";
 		f.label_value = tenant;
 	}
+	/* a tenant's user sees its own series' anomalies only */
+	if (req->principal && req->principal->tenant[0]) {
+		if (f.label_name && strcmp(f.label_name, "tenant"))
+			f.filter_vm = f.label_value;
+		f.label_name = "tenant";
+		f.label_value = req->principal->tenant;
+	}
 	if (prom_api_param(req, "state", 0, state, sizeof(state)) >= 0) {
 		if (strcmp(state, "open") && strcmp(state, "closed") &&
 		    strcmp(state, "acknowledged") && strcmp(state, "unacknowledged"))
@@ -193,6 +201,22 @@ static int aa_h_list(const struct http_request *req, struct http_response *resp,
 		json_array_append_new(arr, aa_record(&recs[i]));
 	free(recs);
 	return aa_send(resp, 200, json_pack("{s:o}", "anomalies", arr));
+}
+
+/* Whether record id belongs to a series of tenant (its "tenant" label). */
+static bool aa_visible(struct anomaly_api *api, unsigned long long id, const char *tenant)
+{
+	struct anomalies_filter f = { .label_name = "tenant", .label_value = tenant };
+	struct anomaly_record *recs = NULL;
+	size_t n, i;
+	bool found = false;
+
+	if (anomalies__list(api->an, &f, &recs, &n))
+		return false;
+	for (i = 0; i < n && !found; i++)
+		found = recs[i].id == id;
+	free(recs);
+	return found;
 }
 
 /* POST /api/anomalies/{id}/acknowledge */
@@ -234,6 +258,12 @@ static int aa_h_ack(const struct http_request *req, struct http_response *resp, 
 		false_positive = fp && json_is_true(fp);
 	}
 	json_decref(body);
+	if (req->principal) {
+		who = req->principal->subject;
+		if (req->principal->tenant[0] && !aa_visible(api, id, req->principal->tenant))
+			return http_error(resp, 404, "not_found",
+					  "no anomaly %llu (unknown or expired)", id);
+	}
 	err = anomalies__acknowledge(api->an, id, false_positive, who, aa_now(api));
 	if (err == -ENOENT)
 		return http_error(resp, 404, "not_found", "no anomaly %llu (unknown or expired)",
@@ -567,6 +597,11 @@ static int aa_h_predictions(const struct http_request *req, struct http_response
 	e = promql_parse(q, perr, sizeof(perr));
 	if (!e)
 		return http_error(resp, 400, "bad_data", "%s", perr);
+	if (req->principal && req->principal->tenant[0] &&
+	    promql_restrict(e, "tenant", req->principal->tenant)) {
+		promql_expr__free(e);
+		return -ENOMEM;
+	}
 	err = promql_eval_range(&api->prom->eng, e, start, end, step, &res, perr, sizeof(perr));
 	promql_expr__free(e);
 	if (err)
@@ -590,7 +625,7 @@ int anomaly_api__routes(struct anomaly_api *api, struct http_route *routes, size
 {
 	const struct http_route all[ANOMALY_API_NROUTES] = {
 		{ "GET", "/api/anomalies", aa_h_list, api },
-		{ "POST", "/api/anomalies/", aa_h_ack, api },
+		{ "POST", "/api/anomalies/", aa_h_ack, api, .min_role = AUTH_ROLE_OPERATOR },
 		{ "GET", "/api/predictions/", aa_h_predictions, api },
 		{ "GET", "/api/models/performance", aa_h_performance, api },
 	};

@@ -27,6 +27,17 @@
  * and closed, because that body would otherwise be parsed as the next
  * request; everything else keeps the connection alive.
  *
+ * Authentication (when opts->authenticate is set) runs on the network thread
+ * as soon as the headers are in, before any body is read: every path but
+ * /health and the public paths needs a token (401 with WWW-Authenticate
+ * otherwise). The principal travels with the job to the handler. A route is
+ * run through a wrapper (struct http_wrap) on the handler thread, which
+ * refuses a role below the route's min_role (403) and hands administrative
+ * requests, allowed or refused, to the audit hook with their status: the
+ * hook may fsync, and the network thread must never wait for a disk.
+ *
+ * With a certificate and key the vhost speaks TLS only (ALPN http/1.1).
+ *
  * lws is not thread safe: the context is created and destroyed by the caller
  * of http_server__start()/__stop() while the service thread is not running,
  * and the only cross-thread call is lws_cancel_service().
@@ -36,6 +47,9 @@
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +59,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "exposition.h"
 #include "http.h"
 #include "log.h"
@@ -70,17 +85,49 @@
 	"{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"request body too large\"}\n"
 #define HTTP_BODY_NEED_LENGTH \
 	"{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"a request body needs Content-Length\"}\n"
+#define HTTP_REALM "novamon"
+
+struct http_server;
+
+/*
+ * How the handler thread runs a route: run calls the route's handler, deny
+ * answers 403 without it; both then give administrative requests to the
+ * audit hook.
+ */
+struct http_wrap {
+	struct http_route run;
+	struct http_route deny;
+	const struct http_route *orig;
+	struct http_server *srv;
+};
+
+/* The vhost's protocols with the WebSocket feeds: http, ws, end. */
+struct http_ws_protocols {
+	struct lws_protocols list[3];
+	struct lws_protocol_vhost_options pvo;
+	struct lws_protocol_vhost_options pvo_default;
+};
 
 struct http_server {
 	struct lws_context *ctx;
 	struct metric_store *store;
 	struct http_route *routes; /* a copy of opts->routes */
+	struct http_wrap *wraps; /* wraps[i] runs routes[i] */
 	size_t nroutes;
+	http_auth_fn authenticate;
+	void *auth_ctx;
+	char **public_paths;
+	size_t npublic;
+	http_audit_fn audit;
+	void *audit_ctx;
+	char tls_cert[512];
+	char tls_key[512];
 	size_t max_body;
 	struct router_pool *pool;
 	pthread_t thread;
 	int thread_started;
 	atomic_int quit; /* set by __stop(), read by the service thread */
+	struct http_ws_protocols ws; /* when opts->ws_protocol is set */
 	char iface[INET6_ADDRSTRLEN];
 	/* Chunk staging with LWS_PRE headroom; only the service thread uses it. */
 	unsigned char wbuf[LWS_PRE + HTTP_CHUNK];
@@ -406,6 +453,7 @@ struct http_head {
 	const char *ctype;
 	const char *cenc;
 	const char *allow;
+	const char *www_auth;
 	int retry_after_s;
 };
 
@@ -433,6 +481,9 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 	if (h->allow && h->allow[0] && http_add_header(wsi, "allow:", h->allow, &p, end))
 		return -1;
 	if (h->cenc && h->cenc[0] && http_add_header(wsi, "content-encoding:", h->cenc, &p, end))
+		return -1;
+	if (h->www_auth && h->www_auth[0] &&
+	    http_add_header(wsi, "www-authenticate:", h->www_auth, &p, end))
 		return -1;
 	if (h->retry_after_s > 0) {
 		snprintf(num, sizeof(num), "%d", h->retry_after_s);
@@ -519,9 +570,10 @@ static const char *http_hdr_take(struct lws *wsi, enum lws_token_indexes tok, ch
 }
 
 /*
- * The job for a routed request: method, decoded path, the query string
- * rebuilt from lws' decoded arguments, headers and peer, in one block.
- * Returns NULL on ENOMEM.
+ * The job for a routed request: the principal's room, method, decoded path,
+ * the query string rebuilt from lws' decoded arguments, headers and peer,
+ * in one block (router_job has no principal field: it lives at the start of
+ * job->strings, which malloc aligns). Returns NULL on ENOMEM.
  */
 static struct router_job *http_job_new(struct lws *wsi, const struct http_route *route,
 				       const char *method, const char *path)
@@ -548,13 +600,15 @@ static struct router_job *http_job_new(struct lws *wsi, const struct http_route 
 		if (router_query_append(&query, &qlen, arg))
 			goto fail;
 	}
-	size = strlen(method) + 1 + strlen(path) + 1 + qlen + 1 + INET6_ADDRSTRLEN + 1;
+	size = sizeof(struct auth_principal) + strlen(method) + 1 + strlen(path) + 1 + qlen + 1 +
+	       INET6_ADDRSTRLEN + 1;
 	for (i = 0; i < sizeof(toks) / sizeof(toks[0]); i++)
 		size += http_hdr_size(wsi, toks[i]);
 	job->strings = malloc(size);
 	if (!job->strings)
 		goto fail;
-	w = job->strings;
+	memset(job->strings, 0, sizeof(struct auth_principal));
+	w = job->strings + sizeof(struct auth_principal);
 	job->req.method = strcpy(w, method);
 	w += strlen(method) + 1;
 	job->req.path = strcpy(w, path);
@@ -577,6 +631,12 @@ fail:
 	return router_job__free(job);
 }
 
+/* The principal's room in a job made by http_job_new(). */
+static struct auth_principal *http_job_principal(struct router_job *job)
+{
+	return (struct auth_principal *)(void *)job->strings;
+}
+
 /* Queue the job; the session waits for it. Returns 0 or -1 to close. */
 static int http_submit(struct lws *wsi, struct http_server *srv, struct http_session *s)
 {
@@ -594,6 +654,95 @@ static int http_submit(struct lws *wsi, struct http_server *srv, struct http_ses
 	return 0;
 }
 
+/* Whether path is served without a token (besides /health). */
+static bool http_is_public(const struct http_server *srv, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < srv->npublic; i++) {
+		const char *p = srv->public_paths[i];
+		size_t n = strlen(p);
+
+		if (n && p[n - 1] == '/' ? !strncmp(path, p, n) : !strcmp(path, p))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * 401 for a missing (rc -ENOENT) or bad token. RFC 6750 3.1: a request
+ * without a token gets the challenge without an error code; a bad one gets
+ * error="invalid_token" and the reason. Returns 0 or -1 to close.
+ */
+static int http_send_unauthorized(struct lws *wsi, struct http_session *s, int rc, const char *why)
+{
+	struct http_response r = { 0 };
+	struct http_head h = { .status = HTTP_STATUS_UNAUTHORIZED, .ctype = HTTP_JSON };
+	char desc[200], chal[320];
+	size_t i;
+
+	/* why goes inside a quoted-string: no quotes, backslashes or controls */
+	snprintf(desc, sizeof(desc), "%s", why && why[0] ? why : "invalid token");
+	for (i = 0; desc[i]; i++)
+		if (desc[i] == '"' || desc[i] == '\\' || (unsigned char)desc[i] < 0x20 ||
+		    (unsigned char)desc[i] >= 0x7f)
+			desc[i] = '\'';
+	if (rc == -ENOENT)
+		snprintf(chal, sizeof(chal), "Bearer realm=\"%s\"", HTTP_REALM);
+	else
+		snprintf(chal, sizeof(chal),
+			 "Bearer realm=\"%s\", error=\"invalid_token\", error_description=\"%s\"",
+			 HTTP_REALM, desc);
+	h.www_auth = chal;
+	if (http_error(&r, HTTP_STATUS_UNAUTHORIZED, "unauthorized", "%s", desc)) {
+		s->close_after = 1;
+		return http_send_const(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+				       HTTP_BODY_NO_MEMORY, NULL);
+	}
+	http_session_set_owned(s, r.body, r.body_len);
+	return http_send_head(wsi, s, &h);
+}
+
+/* Whether a request to the route goes to the audit hook (see http.h). */
+static bool http_audited(const struct http_route *r, const struct http_request *req)
+{
+	return r->min_role > AUTH_ROLE_VIEWER && !(r->flags & HTTP_ROUTE_NO_AUDIT) &&
+	       strcmp(req->method, "GET") && strcmp(req->method, "HEAD");
+}
+
+/* The handler thread's entry for every route: run it, then audit. */
+static int http_run_route(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	const struct http_wrap *w = ctx;
+	int err = w->orig->fn(req, resp, w->orig->ctx);
+	int status = resp->status > 0 ? resp->status : 200;
+
+	if (w->srv->audit && http_audited(w->orig, req))
+		w->srv->audit(w->srv->audit_ctx, req, err < 0 ? 500 : status);
+	return err;
+}
+
+/* A role too weak for the route, or a tenant's token on a global one: 403, audited like a run. */
+static int http_deny_route(const struct http_request *req, struct http_response *resp, void *ctx)
+{
+	const struct http_wrap *w = ctx;
+	const struct auth_principal *p = req->principal;
+	int err;
+
+	if (p && (int)p->role >= w->orig->min_role)
+		err = http_error(resp, HTTP_STATUS_FORBIDDEN, "forbidden",
+				 "%s %s acts on every tenant; the token is limited to tenant %s",
+				 req->method, req->path, p->tenant);
+	else
+		err = http_error(resp, HTTP_STATUS_FORBIDDEN, "forbidden",
+				 "%s %s needs the %s role; the token has %s", req->method,
+				 req->path, auth_role_name((enum auth_role)w->orig->min_role),
+				 p ? auth_role_name(p->role) : "none");
+	if (w->srv->audit && http_audited(w->orig, req))
+		w->srv->audit(w->srv->audit_ctx, req, HTTP_STATUS_FORBIDDEN);
+	return err;
+}
+
 static const char *const http_method_names[] = {
 	[LWSHUMETH_GET] = "GET",	 [LWSHUMETH_POST] = "POST",
 	[LWSHUMETH_OPTIONS] = "OPTIONS", [LWSHUMETH_PUT] = "PUT",
@@ -603,17 +752,19 @@ static const char *const http_method_names[] = {
 
 /*
  * A new request (LWS_CALLBACK_HTTP): answer built-ins and errors at once,
- * otherwise make a job and queue it, or wait for its body first.
- * Returns 0, or -1 to close the connection.
+ * authenticate, otherwise make a job and queue it, or wait for its body
+ * first. Returns 0, or -1 to close the connection.
  */
 static int http_on_request(struct lws *wsi, struct http_server *srv, struct http_session *s,
 			   const char *path)
 {
-	const struct http_route *route;
+	const struct http_route *route = NULL;
+	const struct http_wrap *wrap;
+	struct router_job *job = NULL;
 	const char *mname = "?";
-	char allow[128], clen[32];
+	char allow[128], clen[32], why[200];
 	unsigned long long want = 0;
-	int method, uri_len, has_len, body_method;
+	int method, uri_len, has_len, body_method, is_metrics, rc;
 	char *uri;
 
 	http_session_reset(s);
@@ -630,33 +781,74 @@ static int http_on_request(struct lws *wsi, struct http_server *srv, struct http
 	/* GET answers keep the connection; others close unless we read their body */
 	s->close_after = method != LWSHUMETH_GET;
 
-	if (!strcmp(path, "/health") || !strcmp(path, "/metrics"))
-		return http_builtin(wsi, srv, s, method, !strcmp(path, "/health"));
+	if (!strcmp(path, "/health"))
+		return http_builtin(wsi, srv, s, method, 1);
+	is_metrics = !strcmp(path, "/metrics");
+	if (!is_metrics)
+		route = router_match(srv->routes, srv->nroutes, mname, path, allow, sizeof(allow));
 
-	route = router_match(srv->routes, srv->nroutes, mname, path, allow, sizeof(allow));
-	if (!route)
+	/* the token first: without one, not even whether a path exists is told */
+	if (srv->authenticate && !http_is_public(srv, path)) {
+		job = http_job_new(wsi, route, mname, path);
+		if (!job) {
+			s->close_after = 1;
+			return http_send_const(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+					       HTTP_BODY_NO_MEMORY, NULL);
+		}
+		why[0] = '\0';
+		rc = srv->authenticate(srv->auth_ctx, &job->req, http_job_principal(job), why,
+				       sizeof(why));
+		if (rc) {
+			router_job__free(job);
+			return http_send_unauthorized(wsi, s, rc, why);
+		}
+		job->req.principal = http_job_principal(job);
+	}
+
+	if (is_metrics) {
+		router_job__free(job);
+		return http_builtin(wsi, srv, s, method, 0);
+	}
+	if (!route) {
+		router_job__free(job);
 		return http_send_const(
 			wsi, s, allow[0] ? HTTP_STATUS_METHOD_NOT_ALLOWED : HTTP_STATUS_NOT_FOUND,
 			allow[0] ? HTTP_BODY_NOT_ALLOWED : HTTP_BODY_NOT_FOUND, allow);
+	}
+	wrap = &srv->wraps[route - srv->routes];
+	if (job && ((int)job->req.principal->role < route->min_role ||
+		    ((route->flags & HTTP_ROUTE_ALL_TENANTS) && job->req.principal->tenant[0]))) {
+		/* refused before its body is read: the connection closes after the 403 */
+		job->route = &wrap->deny;
+		s->job = job;
+		return http_submit(wsi, srv, s);
+	}
 
-	if (body_method && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+	if (body_method && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		router_job__free(job);
 		return http_send_const(wsi, s, HTTP_STATUS_LENGTH_REQUIRED, HTTP_BODY_NEED_LENGTH,
 				       NULL);
+	}
 	has_len = body_method &&
 		  lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
 	if (has_len) {
 		want = strtoull(clen, NULL, 10);
-		if (want > srv->max_body)
+		if (want > srv->max_body) {
+			router_job__free(job);
 			return http_send_const(wsi, s, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
 					       HTTP_BODY_TOO_LARGE, NULL);
+		}
 	}
 
-	s->job = http_job_new(wsi, route, mname, path);
-	if (!s->job) {
+	if (!job)
+		job = http_job_new(wsi, route, mname, path);
+	if (!job) {
 		s->close_after = 1;
 		return http_send_const(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR,
 				       HTTP_BODY_NO_MEMORY, NULL);
 	}
+	job->route = &wrap->run;
+	s->job = job;
 	if (has_len) {
 		/* lws calls HTTP_BODY (maybe never for 0 bytes), then BODY_COMPLETION */
 		s->reading_body = 1;
@@ -779,6 +971,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (!s || !s->job || !s->reading_body)
 			return 0;
 		return http_submit(wsi, srv, s);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return -1; /* an upgrade naming "http": only the ws protocol takes them */
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (srv && srv->pool)
 			http_drain_done(srv);
@@ -803,6 +997,28 @@ static const struct lws_protocols http_protocols[] = {
 	{ 0 },
 };
 
+/*
+ * Put the WebSocket protocol on the vhost next to ours, as its "default"
+ * protocol: lws binds an upgrade that names no subprotocol to the vhost's
+ * default, while it still hands every plain HTTP request to protocols[0].
+ */
+static void http_add_ws(struct http_server *srv, const struct lws_protocols *ws,
+			struct lws_context_creation_info *info)
+{
+	struct http_ws_protocols *p = &srv->ws;
+
+	memset(p, 0, sizeof(*p));
+	p->list[0] = http_protocols[0];
+	p->list[1] = *ws;
+	p->pvo_default.name = "default";
+	p->pvo_default.value = "";
+	p->pvo.name = ws->name;
+	p->pvo.value = "";
+	p->pvo.options = &p->pvo_default;
+	info->protocols = p->list;
+	info->pvo = &p->pvo;
+}
+
 static void *http_service_thread(void *arg)
 {
 	struct http_server *srv = arg;
@@ -822,17 +1038,118 @@ static void http_wake(void *arg)
 	lws_cancel_service(srv->ctx);
 }
 
+/* A pem_password_cb: an encrypted key cannot be used (the daemon has no terminal). */
+static int http_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/*
+ * Check the TLS files before lws sees them: lws only says "no vhost". A
+ * missing or unreadable file is its errno, a bad PEM or a key that does not
+ * match the certificate -EINVAL.
+ */
+static int http_check_tls(const char *cert_file, const char *key_file)
+{
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	FILE *f;
+	int err = 0;
+
+	f = fopen(cert_file, "re");
+	if (!f)
+		return -errno;
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	f = fopen(key_file, "re");
+	if (!f) {
+		err = -errno;
+		goto out;
+	}
+	/* never OpenSSL's default of asking a terminal for a passphrase */
+	key = PEM_read_PrivateKey(f, NULL, http_no_passphrase, NULL);
+	fclose(f);
+	if (!cert || !key || X509_check_private_key(cert, key) != 1)
+		err = -EINVAL;
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	return err;
+}
+
+/* Copy the routes, their wrappers and the public paths into srv. Returns 0 or -ENOMEM. */
+static int http_copy_opts(struct http_server *srv, const struct http_server_opts *opts)
+{
+	size_t i;
+
+	if (opts->nroutes) {
+		srv->routes = calloc(opts->nroutes, sizeof(*srv->routes));
+		srv->wraps = calloc(opts->nroutes, sizeof(*srv->wraps));
+		if (!srv->routes || !srv->wraps)
+			return -ENOMEM;
+		memcpy(srv->routes, opts->routes, opts->nroutes * sizeof(*srv->routes));
+		srv->nroutes = opts->nroutes;
+	}
+	for (i = 0; i < srv->nroutes; i++) {
+		struct http_wrap *w = &srv->wraps[i];
+
+		w->orig = &srv->routes[i];
+		w->srv = srv;
+		w->run = srv->routes[i];
+		w->run.fn = http_run_route;
+		w->run.ctx = w;
+		w->deny = srv->routes[i];
+		w->deny.fn = http_deny_route;
+		w->deny.ctx = w;
+	}
+	if (opts->npublic_paths) {
+		srv->public_paths = calloc(opts->npublic_paths, sizeof(*srv->public_paths));
+		if (!srv->public_paths)
+			return -ENOMEM;
+		for (i = 0; i < opts->npublic_paths; i++) {
+			srv->public_paths[i] = strdup(opts->public_paths[i]);
+			if (!srv->public_paths[i])
+				return -ENOMEM;
+			srv->npublic++;
+		}
+	}
+	srv->authenticate = opts->authenticate;
+	srv->auth_ctx = opts->auth_ctx;
+	srv->audit = opts->audit;
+	srv->audit_ctx = opts->audit_ctx;
+	return 0;
+}
+
 struct http_server *http_server__start(const struct http_server_opts *opts)
 {
 	struct lws_context_creation_info info;
 	struct http_listen_addr la;
 	struct http_server *srv = NULL;
 	uint64_t ipv6_opt;
+	bool tls;
 	int err;
 
-	if (!opts || !opts->store || (opts->nroutes && !opts->routes)) {
+	if (!opts || !opts->store || (opts->nroutes && !opts->routes) ||
+	    (opts->npublic_paths && !opts->public_paths)) {
 		err = -EINVAL;
 		goto fail;
+	}
+	tls = opts->tls_cert_file && opts->tls_cert_file[0];
+	if (tls != (opts->tls_key_file && opts->tls_key_file[0]) ||
+	    (tls && (strlen(opts->tls_cert_file) >= sizeof(srv->tls_cert) ||
+		     strlen(opts->tls_key_file) >= sizeof(srv->tls_key)))) {
+		err = -EINVAL; /* one without the other */
+		goto fail;
+	}
+	if (tls) {
+		err = http_check_tls(opts->tls_cert_file, opts->tls_key_file);
+		if (err)
+			goto fail;
 	}
 	err = http_resolve_listen(
 		opts->listen && opts->listen[0] ? opts->listen : HTTP_DEFAULT_LISTEN, &la);
@@ -846,14 +1163,12 @@ struct http_server *http_server__start(const struct http_server_opts *opts)
 	}
 	srv->store = opts->store;
 	srv->max_body = opts->max_body_bytes ? opts->max_body_bytes : HTTP_DEFAULT_MAX_BODY;
-	if (opts->nroutes) {
-		srv->routes = calloc(opts->nroutes, sizeof(*srv->routes));
-		if (!srv->routes) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		memcpy(srv->routes, opts->routes, opts->nroutes * sizeof(*srv->routes));
-		srv->nroutes = opts->nroutes;
+	err = http_copy_opts(srv, opts);
+	if (err)
+		goto fail;
+	if (tls) {
+		snprintf(srv->tls_cert, sizeof(srv->tls_cert), "%s", opts->tls_cert_file);
+		snprintf(srv->tls_key, sizeof(srv->tls_key), "%s", opts->tls_key_file);
 	}
 	atomic_init(&srv->quit, 0);
 	snprintf(srv->iface, sizeof(srv->iface), "%s", la.host);
@@ -863,7 +1178,8 @@ struct http_server *http_server__start(const struct http_server_opts *opts)
 	lws_set_log_level(LLL_ERR | LLL_WARN, http_lws_log);
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | ipv6_opt;
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | ipv6_opt |
+		       (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
 	info.user = srv;
 	info.max_http_header_data = HTTP_MAX_HEADER_DATA;
 	srv->ctx = lws_create_context(&info);
@@ -877,11 +1193,23 @@ struct http_server *http_server__start(const struct http_server_opts *opts)
 	info.port = la.port;
 	info.iface = la.any ? NULL : srv->iface;
 	info.protocols = http_protocols;
+	if (opts->ws_protocol)
+		http_add_ws(srv, opts->ws_protocol, &info);
 	info.keepalive_timeout = HTTP_KEEPALIVE_SECS;
 	/* without this, lws 4.1 keeps a vhost that could not bind and retries */
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | ipv6_opt;
+	if (tls) {
+		/* lws 4.1 reads this from the vhost's info too, or serves plain HTTP */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = srv->tls_cert;
+		info.ssl_private_key_filepath = srv->tls_key;
+		/* the handlers are written for HTTP/1.1 transactions */
+		info.alpn = "http/1.1";
+	}
 	if (!lws_create_vhost(srv->ctx, &info)) {
 		err = http_probe_bind(&la);
+		if (!err && tls)
+			err = -EINVAL; /* the bind works: lws refused the TLS set-up */
 		if (!err)
 			err = -EADDRINUSE; /* lost a race with whoever holds it */
 		goto fail;
@@ -914,6 +1242,8 @@ fail:
  */
 void http_server__stop(struct http_server *srv)
 {
+	size_t i;
+
 	if (!srv)
 		return;
 	if (srv->thread_started) {
@@ -925,6 +1255,10 @@ void http_server__stop(struct http_server *srv)
 	if (srv->ctx)
 		lws_context_destroy(srv->ctx);
 	router_pool__free(srv->pool);
+	for (i = 0; i < srv->npublic; i++)
+		free(srv->public_paths[i]);
+	free(srv->public_paths);
+	free(srv->wraps);
 	free(srv->routes);
 	free(srv);
 }

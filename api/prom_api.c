@@ -7,6 +7,12 @@
  * number formatting cannot give Prometheus' timestamps and value strings);
  * every string goes through prom_buf_str(), which escapes quotes, backslashes
  * and control characters and passes UTF-8 through unchanged.
+ *
+ * Tenancy: a request whose principal (api/auth.h) carries a tenant sees only
+ * series labelled tenant="<it>", on every route: queries are rewritten with
+ * promql_restrict(), and the metadata routes add the same matcher to each
+ * match[] (or use it alone when there is none). Series without the label
+ * (host-wide ones) are therefore invisible to tenants.
  */
 #include <errno.h>
 #include <math.h>
@@ -18,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "prom_api.h"
 #include "rx.h"
 
@@ -26,6 +33,7 @@
 #define PROM_MAX_MATCHERS TSDB_MAX_LABELS
 #define PROM_MAX_MATCH_PARAMS 64
 #define PROM_SEARCH_LIMIT 100
+#define PROM_TENANT_LABEL "tenant"
 /* Prometheus' minTime/maxTime stand-ins: the whole range. */
 #define PROM_MIN_T (INT64_MIN / 4)
 #define PROM_MAX_T (INT64_MAX / 4)
@@ -467,6 +475,12 @@ static int64_t prom_now(const struct prom_api *api)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The tenant the request is limited to, or NULL (auth off, admin, all tenants). */
+static const char *prom_tenant(const struct http_request *req)
+{
+	return req->principal && req->principal->tenant[0] ? req->principal->tenant : NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Queries */
 
@@ -562,6 +576,11 @@ static int prom_run_query(struct prom_api *api, const struct http_request *req,
 		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s", err);
 		goto out;
 	}
+	if (prom_tenant(req)) {
+		rc = promql_restrict(e, PROM_TENANT_LABEL, prom_tenant(req));
+		if (rc)
+			goto out;
+	}
 	if (range)
 		rc = promql_eval_range(&api->eng, e, start, end, step, &res, err, sizeof(err));
 	else
@@ -639,6 +658,7 @@ static struct prom_matches *prom_matches_parse(const struct http_request *req,
 {
 	struct prom_params *pp = malloc(sizeof(*pp));
 	struct prom_matches *mt = calloc(1, sizeof(*mt));
+	const char *tenant = prom_tenant(req);
 	char err[512];
 	int r;
 
@@ -666,13 +686,17 @@ static struct prom_matches *prom_matches_parse(const struct http_request *req,
 				   r < 0 ? "too long" : "too many");
 			goto fail;
 		}
+		/* room for the tenant's matcher */
 		nm = promql_parse_selector(pp->buf, &mt->expr[mt->n], mt->m[mt->n],
-					   PROM_MAX_MATCHERS, err, sizeof(err));
+					   PROM_MAX_MATCHERS - 1, err, sizeof(err));
 		if (nm < 0) {
 			http_error(resp, 400, "bad_data", "invalid parameter \"%s\": %s", name,
 				   err);
 			goto fail;
 		}
+		if (tenant)
+			mt->m[mt->n][nm++] =
+				(struct tsdb_matcher){ TSDB_MATCH_EQ, PROM_TENANT_LABEL, tenant };
 		mt->nm[mt->n++] = nm;
 	}
 	free(pp);
@@ -818,11 +842,17 @@ static int prom_labels(struct prom_api *api, const struct http_request *req,
 	if (!mt)
 		return rc;
 	for (i = 0; i < (mt->n ? mt->n : 1); i++) {
+		const struct tsdb_matcher only_tenant = { TSDB_MATCH_EQ, PROM_TENANT_LABEL,
+							  prom_tenant(req) };
 		const struct tsdb_matcher *m = mt->n ? mt->m[i] : NULL;
 		size_t nm = mt->n ? (size_t)mt->nm[i] : 0;
 		char **out = NULL;
 		int n, j;
 
+		if (!mt->n && only_tenant.value) {
+			m = &only_tenant;
+			nm = 1;
+		}
 		if (name)
 			n = tsdb__label_values(api->db, name, m, nm, mt->start, mt->end, &out);
 		else
@@ -893,6 +923,9 @@ static int prom_h_search(const struct http_request *req, struct http_response *r
 	struct prom_api *api = ctx;
 	struct prom_params *pp = NULL;
 	struct tsdb_matcher nm_re = { TSDB_MATCH_RE, TSDB_NAME_LABEL, NULL };
+	struct tsdb_matcher names_m[2];
+	const char *tenant = prom_tenant(req);
+	size_t nnames_m = 0;
 	struct prom_buf b = { 0 };
 	char sub[512] = "", **names = NULL;
 	unsigned long limit = PROM_SEARCH_LIMIT;
@@ -928,7 +961,12 @@ static int prom_h_search(const struct http_request *req, struct http_response *r
 		goto out;
 	}
 
-	n = tsdb__label_values(api->db, TSDB_NAME_LABEL, have_re ? &nm_re : NULL, have_re,
+	if (have_re)
+		names_m[nnames_m++] = nm_re;
+	if (tenant)
+		names_m[nnames_m++] =
+			(struct tsdb_matcher){ TSDB_MATCH_EQ, PROM_TENANT_LABEL, tenant };
+	n = tsdb__label_values(api->db, TSDB_NAME_LABEL, nnames_m ? names_m : NULL, nnames_m,
 			       PROM_MIN_T, PROM_MAX_T, &names);
 	if (n < 0) {
 		rc = prom_store_error(resp, n);
@@ -936,13 +974,16 @@ static int prom_h_search(const struct http_request *req, struct http_response *r
 	}
 	prom_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
 	for (i = 0; i < n; i++) {
-		struct tsdb_matcher m = { TSDB_MATCH_EQ, TSDB_NAME_LABEL, names[i] };
+		struct tsdb_matcher m[2] = {
+			{ TSDB_MATCH_EQ, TSDB_NAME_LABEL, names[i] },
+			{ TSDB_MATCH_EQ, PROM_TENANT_LABEL, tenant },
+		};
 		struct tsdb_result *res = NULL;
 		size_t j;
 
 		if (sub[0] && !strstr(names[i], sub))
 			continue;
-		rc = tsdb__select(api->db, &m, 1, 1, 0, &res);
+		rc = tsdb__select(api->db, m, tenant ? 2 : 1, 1, 0, &res);
 		if (rc) {
 			rc = prom_store_error(resp, rc);
 			goto out;

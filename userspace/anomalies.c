@@ -581,6 +581,13 @@ static bool record_matches(const struct anomaly_record *r, const struct anomalie
 		if (!name)
 			return false;
 	}
+	if (f->filter_vm) {
+		for (i = 0; (name = anomaly_record_label(r, i, &value)); i++)
+			if (!strcmp(name, "vm") && !strcmp(value, f->filter_vm))
+				break;
+		if (!name)
+			return false;
+	}
 	if (f->state && f->state[0]) {
 		if (!strcmp(f->state, "open") && !r->open)
 			return false;

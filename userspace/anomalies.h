@@ -75,6 +75,7 @@ struct anomalies_filter {
 	const char *metric; /* exact metric name */
 	const char *label_name; /* with label_value: e.g. vm="web-1", tenant="A" */
 	const char *label_value;
+	const char *filter_vm; /* and vm="filter_vm" (with a tenant label filter) */
 	const char *state; /* "open", "closed", "acknowledged", "unacknowledged" */
 	size_t limit; /* 0: all */
 };

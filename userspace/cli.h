@@ -37,6 +37,13 @@ int cli_query(int argc, char **argv);
 int cli_detect(int argc, char **argv);
 
 /*
+ * `novamon token create --role ROLE [--tenant T] [--subject S] [--ttl SECONDS]
+ * [--secret-file F | --config F]`: print an HS256 bearer token for the API
+ * (cli_token.c). Returns 0, 1 when the secret cannot be read, 2 on bad usage.
+ */
+int cli_token(int argc, char **argv);
+
+/*
  * novamon top internals, exposed for the unit tests (tests/unit/
  * test_cli_top.c) and not meant for other callers.
  */

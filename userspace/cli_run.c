@@ -13,10 +13,14 @@
 #include <time.h>
 
 #include "anomalies.h"
+#include "audit.h"
+#include "auth.h"
 #include "anomaly_api.h"
 #include "capture.h"
 #include "cli.h"
 #include "config.h"
+#include "dashboards.h"
+#include "dashstore.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,6 +33,7 @@
 #include "spans/span_file.h"
 #include "spans/spans.h"
 #include "store_sink.h"
+#include "system_status.h"
 #include "tick.h"
 #include "tsdb/tsdb.h"
 
@@ -40,6 +45,8 @@ static volatile sig_atomic_t stop_requested;
 static struct prom_api api;
 static struct ingest ingest;
 static struct anomaly_api anomaly_api;
+static struct dashboards dashboards;
+static struct system_status system_status;
 
 static void on_signal(int sig)
 {
@@ -73,8 +80,13 @@ static void usage(FILE *out)
 		"Routes: GET /health (JSON status of capture, probes and workers), GET /metrics\n"
 		"(Prometheus text format), the Prometheus query API (/api/v1/query, query_range,\n"
 		"series, labels, label/NAME/values), POST /api/metrics (JSON) and POST\n"
-		"/api/v1/write (remote-write). Capture needs root (CAP_BPF, CAP_PERFMON) and kernel BTF;\n"
-		"without them the daemon still serves its API and /health says why.\n",
+		"/api/v1/write (remote-write), /api/anomalies, /api/predictions/METRIC,\n"
+		"/api/models/performance, /api/dashboards (dashboards, their data and\n"
+		"PNG/PDF/JSON exports), /api/system/metrics, /api/components/status and\n"
+		"GET /api/audit (admins). With auth on (auth: in the configuration) every route\n"
+		"but /health needs a bearer token: see 'novamon token'. Capture needs root\n"
+		"(CAP_BPF, CAP_PERFMON) and kernel BTF; without them the daemon still serves\n"
+		"its API and /health says why.\n",
 		CONFIG_DEFAULT_PATH);
 }
 
@@ -271,6 +283,113 @@ static void otlp_log_sink(void *ctx, const struct log_record *r)
 	otlp__add_log(ctx, r);
 }
 
+static enum auth_mode auth_mode_of(int config_mode)
+{
+	switch (config_mode) {
+	case CONFIG_AUTH_ON:
+		return AUTH_MODE_ON;
+	case CONFIG_AUTH_OFF:
+		return AUTH_MODE_OFF;
+	default:
+		return AUTH_MODE_AUTO;
+	}
+}
+
+/*
+ * Tokens (auth: in the configuration) and the audit log under
+ * state_dir/audit. While tokens are enforced the audit log is required;
+ * without them a log that cannot be opened is a warning. Returns 0, or -1
+ * after logging why the daemon cannot start.
+ */
+static int start_security(const struct config *cfg, struct auth **auth, struct audit **audit)
+{
+	struct auth_setup setup = {
+		.mode = auth_mode_of(cfg->auth_mode),
+		.hs256_secret_file = cfg->auth_hs256_secret_file,
+		.rs256_public_key_file = cfg->auth_rs256_public_key_file,
+		.issuer = cfg->auth_issuer,
+		.audience = cfg->auth_audience,
+		.listen = cfg->listen,
+		.state_dir = cfg->state_dir,
+	};
+	struct auth_setup_result res;
+	struct audit_open_report rep;
+	char err[700], dir[512];
+
+	if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0]) {
+		log_error("tls: cert_file and key_file go together");
+		return -1;
+	}
+	if (auth__setup(&setup, auth, &res, err, sizeof(err))) {
+		log_error("auth: %s", err);
+		return -1;
+	}
+	if (!res.enforce && !res.loopback)
+		log_warn("auth is off on %s, which is not a loopback address: anyone who reaches it can read every series and change state",
+			 cfg->listen);
+	else if (!res.enforce)
+		log_info("auth: off (loopback only; auth.mode: on requires tokens)");
+	else
+		log_info("auth: bearer tokens required on every route but /health%s",
+			 cfg->auth_public_metrics ? " and /metrics" : "");
+	if (res.generated)
+		log_warn("auth: no key was configured, so one was made at %s; create the first admin token with: novamon token create --role admin --secret-file %s",
+			 res.secret_file, res.secret_file);
+	else if (res.secret_file[0])
+		log_info("auth: using the generated secret %s (novamon token create --role admin --secret-file %s)",
+			 res.secret_file, res.secret_file);
+
+	snprintf(dir, sizeof(dir), "%s/audit", cfg->state_dir);
+	*audit = audit__open(dir, &rep, err, sizeof(err));
+	if (!*audit) {
+		if (res.enforce) {
+			log_error("audit log: %s", err);
+			return -1;
+		}
+		log_warn("audit log: %s; administrative actions are not recorded", err);
+		return 0;
+	}
+	if (rep.broken)
+		log_error("audit log: the chain in %s/%s does not verify from seq %llu: kept as %s, a new segment carries on from the last good record",
+			  dir, AUDIT_FILE, (unsigned long long)rep.bad_seq, rep.moved_to);
+	else
+		log_info("audit log at %s/%s (%llu records verified)", dir, AUDIT_FILE,
+			 (unsigned long long)rep.last_seq);
+	return 0;
+}
+
+/*
+ * The dashboard store: dashboards.store, else SQLite at
+ * state_dir/dashboards.db. NULL (logged) when it cannot be opened: the daemon
+ * then serves everything but the dashboard API.
+ */
+static struct dashstore *open_dashboards(const struct config *cfg)
+{
+	char url[600], err[512] = "";
+	struct dashstore *ds;
+	int e;
+
+	if (cfg->dashboards_store[0]) {
+		snprintf(url, sizeof(url), "%s", cfg->dashboards_store);
+	} else {
+		e = make_dirs(cfg->state_dir);
+		if (e)
+			log_warn("cannot create %s: %s", cfg->state_dir, strerror(-e));
+		snprintf(url, sizeof(url), "sqlite:%s/dashboards.db", cfg->state_dir);
+	}
+	ds = dashstore__open(url, err, sizeof(err));
+	/* a postgresql:// URL may carry a password: name the backend, not the URL */
+	if (!ds)
+		log_error(
+			"cannot open the dashboard store (%s): %s; serving without /api/dashboards",
+			strncmp(url, "sqlite:", 7) ? "postgresql" : url,
+			err[0] ? err : strerror(errno));
+	else
+		log_info("dashboards in %s%s", dashstore__backend(ds),
+			 strncmp(url, "sqlite:", 7) ? "" : url + 6);
+	return ds;
+}
+
 static void log_report(const struct capture *cap)
 {
 	size_t i, attached = 0;
@@ -317,13 +436,17 @@ int cli_run(int argc, char **argv)
 	struct spans *spans = NULL;
 	struct logq *logq = NULL;
 	struct span_file *spans_file = NULL;
+	static const char *const public_metrics[] = { "/metrics" };
 	struct http_server_opts hopts = { 0 };
+	struct auth *auth = NULL;
+	struct audit *audit = NULL;
 	struct http_server *http = NULL;
 	struct metric_store *store = NULL;
 	struct registry *reg = NULL;
 	struct capture *cap = NULL;
 	struct tick *tick = NULL;
 	struct tsdb *db = NULL;
+	struct dashstore *dash_store = NULL;
 	struct http_route routes[MAX_ROUTES];
 	size_t nroutes = 0;
 	struct remote_write *rw = NULL;
@@ -459,6 +582,8 @@ int cli_run(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (start_security(&cfg, &auth, &audit))
+		goto out;
 	store = metric_store__new();
 	if (!store)
 		goto out;
@@ -478,7 +603,16 @@ int cli_run(int argc, char **argv)
 		err = ingest__routes(&ingest, routes + nroutes, MAX_ROUTES - nroutes);
 		if (err < 0)
 			goto out;
-		nroutes += err;
+		/*
+		 * Writes need an operator without a tenant (ingest takes any tenant
+		 * label); bulk remote-write is data, not an administrative action.
+		 */
+		for (; err > 0; err--, nroutes++) {
+			routes[nroutes].min_role = AUTH_ROLE_OPERATOR;
+			routes[nroutes].flags |= HTTP_ROUTE_ALL_TENANTS;
+			if (!strcmp(routes[nroutes].path, "/api/v1/write"))
+				routes[nroutes].flags |= HTTP_ROUTE_NO_AUDIT;
+		}
 		sinks[nsinks++] = ingest__sink(&ingest);
 		if (cfg.analytics_enabled) {
 			/* after the store sink: it scores what the store just committed */
@@ -502,6 +636,27 @@ int cli_run(int argc, char **argv)
 			nroutes += err;
 		}
 	}
+	dash_store = open_dashboards(&cfg);
+	if (dash_store) {
+		if (dashboards__init(&dashboards, dash_store, db ? &api.eng : NULL))
+			goto out;
+		err = dashboards__seed(&dashboards);
+		if (err < 0)
+			log_warn("cannot create the operations dashboard: %s", strerror(-err));
+		else if (err > 0)
+			log_info("created the operations dashboard (/api/dashboards/%s)",
+				 DASHBOARDS_SEED_ID);
+		err = dashboards__routes(&dashboards, routes + nroutes, MAX_ROUTES - nroutes);
+		if (err < 0)
+			goto out;
+		nroutes += err;
+	}
+	if (system_status__init(&system_status, store, db ? &api.eng : NULL))
+		goto out;
+	err = system_status__routes(&system_status, routes + nroutes, MAX_ROUTES - nroutes);
+	if (err < 0)
+		goto out;
+	nroutes += err;
 	if (cfg.remote_write_url[0]) {
 		rw = start_remote_write(&cfg);
 		if (!rw)
@@ -514,17 +669,40 @@ int cli_run(int argc, char **argv)
 			goto out;
 		sinks[nsinks++] = otlp__metrics_sink(otlp);
 	}
+	if (audit) {
+		err = audit__routes(audit, routes + nroutes, MAX_ROUTES - nroutes);
+		if (err < 0)
+			goto out;
+		nroutes += err;
+	}
 	hopts.listen = cfg.listen;
 	hopts.store = store;
 	hopts.routes = routes;
 	hopts.nroutes = nroutes;
+	if (auth) {
+		hopts.authenticate = auth__http_authenticate;
+		hopts.auth_ctx = auth;
+		if (cfg.auth_public_metrics) {
+			hopts.public_paths = public_metrics;
+			hopts.npublic_paths = 1;
+		}
+	}
+	if (audit) {
+		hopts.audit = audit__http_hook;
+		hopts.audit_ctx = audit;
+	}
+	hopts.tls_cert_file = cfg.tls_cert_file;
+	hopts.tls_key_file = cfg.tls_key_file;
 	http = http_server__start(&hopts);
 	if (!http) {
-		log_error("cannot serve HTTP on %s: %s", cfg.listen, strerror(errno));
+		log_error("cannot serve HTTP on %s: %s%s", cfg.listen, strerror(errno),
+			  cfg.tls_cert_file[0] && (errno == EINVAL || errno == ENOENT) ?
+				  " (check tls.cert_file and tls.key_file)" :
+				  "");
 		goto out;
 	}
-	log_info("serving http://%s/ (/metrics, /health%s)", cfg.listen,
-		 db ? ", /api/v1/query and the Prometheus query API" : "");
+	log_info("serving %s://%s/ (/metrics, /health%s)", cfg.tls_cert_file[0] ? "https" : "http",
+		 cfg.listen, db ? ", /api/v1/query and the Prometheus query API" : "");
 
 	reg = registry__new("/proc");
 	if (!reg) {
@@ -590,6 +768,8 @@ int cli_run(int argc, char **argv)
 	ret = 0;
 out:
 	http_server__stop(http);
+	audit__close(audit);
+	auth__free(auth);
 	if (cap)
 		spans_log_capture(logq, &cap->report, false);
 	spans__free(spans); /* before capture__stop: it drains the workers' rings */
@@ -602,6 +782,7 @@ out:
 	remote_write__stop(rw);
 	anomalies__free(an);
 	otlp__stop(otlp);
+	dashstore__close(dash_store);
 	tsdb__close(db);
 	registry__free(reg);
 	metric_store__free(store);

@@ -16,6 +16,7 @@ static void usage(FILE *out)
 		     "  top       live terminal view of a running daemon, like kvm_stat\n"
 		     "  query     run a PromQL query against a running daemon\n"
 		     "  detect    score a CSV time series for anomalies, offline\n"
+		     "  token     create a bearer token for the API (token create --role ...)\n"
 		     "  version   print the version\n"
 		     "\n"
 		     "Run 'novamon COMMAND --help' for a command's options.\n");
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
 		return cli_query(argc - 1, argv + 1);
 	if (!strcmp(cmd, "detect"))
 		return cli_detect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "token"))
+		return cli_token(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("novamon %s\n", NOVAMON_VERSION);
 		return 0;

@@ -270,6 +270,18 @@ static void device_name(uint32_t major, uint32_t minor, char *buf, size_t len)
 		memcpy(buf, base, strlen(base) + 1);
 }
 
+/*
+ * vm="NAME" and, when libvirt's metadata names one, tenant="T": every
+ * per-VM series carries its tenant, which is what the query API's tenant
+ * scoping (promql_restrict) matches on.
+ */
+static void add_vm_labels(struct metric_labels *l, const struct vm_info *vm)
+{
+	metric_labels__add(l, "vm", vm ? vm->name : "unknown");
+	if (vm && vm->tenant[0])
+		metric_labels__add(l, "tenant", vm->tenant);
+}
+
 static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t now_ms)
 {
 	const struct shard_key *k = &e->key;
@@ -281,7 +293,7 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 	metric_labels__init(&l);
 	if (k->kind != SHARD_BLOCK) {
 		vm = registry__vm(t->reg, k->tgid);
-		metric_labels__add(&l, "vm", vm ? vm->name : "unknown");
+		add_vm_labels(&l, vm);
 	}
 
 	switch (k->kind) {
@@ -310,7 +322,7 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 		add_count(t, F_KVM_EXITS, &l, v->count, now_ms);
 		/* The histogram is per VM and reason: per vCPU would multiply buckets. */
 		metric_labels__init(&hl);
-		metric_labels__add(&hl, "vm", vm ? vm->name : "unknown");
+		add_vm_labels(&hl, vm);
 		metric_labels__add(&hl, "reason", reason);
 		add_hist(t, F_KVM_EXIT_DURATION, &hl, v, now_ms);
 		break;
@@ -344,7 +356,7 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 		vm = registry__vm(t->reg, k->tgid);
 		if (vm && vm->is_kvm) {
 			metric_labels__init(&l);
-			metric_labels__add(&l, "vm", vm->name);
+			add_vm_labels(&l, vm);
 			metric_labels__add(&l, "device", dev);
 			metric_labels__add(&l, "op", op);
 			add_count(t, F_VM_BLOCK_REQUESTS, &l, v->count, now_ms);
@@ -407,7 +419,7 @@ static void net_one(const struct net_key *key, const char *name, uint64_t packet
 	if (key->netns != t->init_netns)
 		metric_labels__addf(&l, "netns", "%u", key->netns);
 	else if (name[0] && (owner = taps__owner(t->taps, name)))
-		metric_labels__add(&l, "vm", registry__vm(t->reg, owner)->name);
+		add_vm_labels(&l, registry__vm(t->reg, owner));
 	if (packets >= (uint64_t)seen->value && bytes >= seen->hist[0]) {
 		add_count(t, F_NET_PACKETS, &l, packets - (uint64_t)seen->value, c->now_ms);
 		add_count(t, F_NET_BYTES, &l, bytes - seen->hist[0], c->now_ms);

@@ -1764,7 +1764,8 @@ static int to_result(struct pq_eval *ev, struct pq_value *v, bool range, struct 
 	}
 	if (range) {
 		r->type = PROMQL_MATRIX;
-		qsort(v->s, v->ns, sizeof(*v->s), cmp_series);
+		if (v->ns)
+			qsort(v->s, v->ns, sizeof(*v->s), cmp_series);
 	}
 	r->series = calloc(v->ns + 1, sizeof(*r->series));
 	if (!r->series)

@@ -95,6 +95,17 @@ int promql_eval_range(const struct promql_engine *eng, const struct promql_expr 
 int promql_parse_selector(const char *s, struct promql_expr **expr, struct tsdb_matcher *m,
 			  size_t max, char *err, size_t errlen);
 
+/*
+ * Restrict e (a root from promql_parse() or promql_parse_selector()) to the
+ * series whose label name equals value: every vector selector in it, also
+ * inside range selectors, functions, aggregations and binary operations,
+ * gets the matcher name="value" ANDed with its own, which no matcher of the
+ * query can undo (userspace/promql/tenant.c; the tenant scoping of the
+ * query API). Strings are copied into e. Returns 0, -EINVAL (NULL e, empty
+ * name or value) or -ENOMEM (e is then partly restricted: do not run it).
+ */
+int promql_restrict(struct promql_expr *e, const char *name, const char *value);
+
 /* Format v as Prometheus does in JSON ("1.5", "NaN", "+Inf", "-Inf", "1e+100"). */
 void promql_format_value(double v, char *buf, size_t len);
 
