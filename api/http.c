@@ -455,6 +455,8 @@ struct http_head {
 	const char *allow;
 	const char *www_auth;
 	int retry_after_s;
+	const char *etag;
+	const char *cache_control; /* NULL: no-store */
 };
 
 static int http_add_header(struct lws *wsi, const char *name, const char *val, unsigned char **p,
@@ -475,8 +477,16 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 	char num[16];
 
 	s->active = 1;
-	if (lws_add_http_common_headers(wsi, h->status, h->ctype ? h->ctype : HTTP_JSON, s->len, &p,
-					end))
+	if (h->status == HTTP_STATUS_NOT_MODIFIED) {
+		/* RFC 9110 15.4.5: no content, so neither Content-Type nor Content-Length */
+		s->len = 0;
+		if (lws_add_http_header_status(wsi, h->status, &p, end))
+			return -1;
+	} else if (lws_add_http_common_headers(wsi, h->status, h->ctype ? h->ctype : HTTP_JSON,
+					       s->len, &p, end)) {
+		return -1;
+	}
+	if (h->etag && h->etag[0] && http_add_header(wsi, "etag:", h->etag, &p, end))
 		return -1;
 	if (h->allow && h->allow[0] && http_add_header(wsi, "allow:", h->allow, &p, end))
 		return -1;
@@ -494,7 +504,8 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
 					 5, &p, end))
 		return -1;
-	if (http_add_header(wsi, "cache-control:", "no-store", &p, end))
+	if (http_add_header(wsi, "cache-control:", h->cache_control ? h->cache_control : "no-store",
+			    &p, end))
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
@@ -582,6 +593,7 @@ static struct router_job *http_job_new(struct lws *wsi, const struct http_route 
 		WSI_TOKEN_HTTP_CONTENT_TYPE,
 		WSI_TOKEN_HTTP_CONTENT_ENCODING,
 		WSI_TOKEN_HTTP_AUTHORIZATION,
+		WSI_TOKEN_HTTP_IF_NONE_MATCH,
 	};
 	struct router_job *job;
 	char arg[HTTP_MAX_HEADER_DATA];
@@ -619,6 +631,7 @@ static struct router_job *http_job_new(struct lws *wsi, const struct http_route 
 	job->req.content_type = http_hdr_take(wsi, toks[0], &w);
 	job->req.content_encoding = http_hdr_take(wsi, toks[1], &w);
 	job->req.authorization = http_hdr_take(wsi, toks[2], &w);
+	job->req.if_none_match = http_hdr_take(wsi, toks[3], &w);
 	job->req.remote_addr = w;
 	w[0] = '\0';
 	lws_get_peer_simple(wsi, w, INET6_ADDRSTRLEN + 1);
@@ -663,7 +676,7 @@ static bool http_is_public(const struct http_server *srv, const char *path)
 		const char *p = srv->public_paths[i];
 		size_t n = strlen(p);
 
-		if (n && p[n - 1] == '/' ? !strncmp(path, p, n) : !strcmp(path, p))
+		if (n > 1 && p[n - 1] == '/' ? !strncmp(path, p, n) : !strcmp(path, p))
 			return true;
 	}
 	return false;
@@ -889,6 +902,8 @@ static int http_answer_job(struct http_session *s, struct router_job *job)
 		.ctype = r->content_type,
 		.cenc = r->content_encoding,
 		.retry_after_s = r->retry_after_s,
+		.etag = r->etag,
+		.cache_control = r->cache_control,
 	};
 
 	s->job = NULL;

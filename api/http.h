@@ -30,6 +30,7 @@ struct http_request {
 	const char *content_encoding;
 	const char *authorization;
 	const char *remote_addr;
+	const char *if_none_match;      /* If-None-Match, for conditional GETs */
 	const struct auth_principal *principal; /* NULL when auth is off */
 };
 
@@ -41,6 +42,8 @@ struct http_response {
 	char *body;
 	size_t body_len;
 	int retry_after_s;        /* > 0: a Retry-After header */
+	const char *etag;          /* static string or NULL: an ETag header */
+	const char *cache_control; /* static string; "no-store" if NULL */
 };
 
 /*
@@ -61,7 +64,7 @@ typedef int (*http_handler_fn)(const struct http_request *req, struct http_respo
 
 struct http_route {
 	const char *method; /* "GET", "POST", or NULL for any */
-	const char *path;   /* exact path, or a prefix when it ends with '/' */
+	const char *path;   /* exact path, or a prefix when it ends with '/' ("/" alone is exact) */
 	http_handler_fn fn;
 	void *ctx;
 	/*
@@ -98,7 +101,7 @@ struct http_server_opts {
 	/*
 	 * Tokens: NULL authenticate serves every route to anyone (principal
 	 * NULL). Otherwise every request needs a token except GET /health and
-	 * the public paths (exact, or a prefix when one ends with '/', e.g.
+	 * the public paths (exact, or a prefix when one ends with '/' but is not "/", e.g.
 	 * "/metrics" for a plain Prometheus scrape): 401 with
 	 * WWW-Authenticate: Bearer ... when it has none or a bad one, 403
 	 * when its role is below the route's min_role.

@@ -102,7 +102,7 @@ static bool router_path_matches(const struct http_route *r, const char *path, si
 	size_t n = strlen(r->path);
 
 	*plen = n;
-	if (n && r->path[n - 1] == '/')
+	if (n > 1 && r->path[n - 1] == '/') /* "/" alone is exact */
 		return !strncmp(path, r->path, n);
 	return !strcmp(path, r->path);
 }
@@ -122,7 +122,7 @@ const struct http_route *router_match(const struct http_route *routes, size_t n,
 
 		if (!r->path || !r->fn || !router_path_matches(r, path, &plen))
 			continue;
-		prefix = plen && r->path[plen - 1] == '/';
+		prefix = plen > 1 && r->path[plen - 1] == '/';
 		if (!r->method || !strcmp(r->method, method)) {
 			if (!prefix) {
 				best = r;

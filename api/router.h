@@ -29,7 +29,8 @@ int router_query_append(char **q, size_t *len, const char *arg);
 
 /*
  * Find the route for method and path: an exact path first, else the longest
- * prefix route (path ending in '/'); a NULL route method accepts any.
+ * prefix route (path ending in '/', but "/" alone is exact); a NULL route
+ * method accepts any.
  * Returns the route, or NULL: then allow holds the methods the path accepts
  * ("GET, POST": a 405) or "" (a 404).
  */

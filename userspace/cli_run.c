@@ -36,6 +36,7 @@
 #include "system_status.h"
 #include "tick.h"
 #include "tsdb/tsdb.h"
+#include "webui.h"
 
 #define MAX_ROUTES 64
 #define MAX_SINKS 16
@@ -436,7 +437,8 @@ int cli_run(int argc, char **argv)
 	struct spans *spans = NULL;
 	struct logq *logq = NULL;
 	struct span_file *spans_file = NULL;
-	static const char *const public_metrics[] = { "/metrics" };
+	/* without a token: the UI's page and assets (its API calls carry one), /metrics if configured */
+	static const char *const public_paths[] = { WEBUI_PUBLIC_PATHS, "/metrics" };
 	struct http_server_opts hopts = { 0 };
 	struct auth *auth = NULL;
 	struct audit *audit = NULL;
@@ -669,6 +671,10 @@ int cli_run(int argc, char **argv)
 			goto out;
 		sinks[nsinks++] = otlp__metrics_sink(otlp);
 	}
+	err = webui__routes(routes + nroutes, MAX_ROUTES - nroutes);
+	if (err < 0)
+		goto out;
+	nroutes += err;
 	if (audit) {
 		err = audit__routes(audit, routes + nroutes, MAX_ROUTES - nroutes);
 		if (err < 0)
@@ -682,10 +688,9 @@ int cli_run(int argc, char **argv)
 	if (auth) {
 		hopts.authenticate = auth__http_authenticate;
 		hopts.auth_ctx = auth;
-		if (cfg.auth_public_metrics) {
-			hopts.public_paths = public_metrics;
-			hopts.npublic_paths = 1;
-		}
+		hopts.public_paths = public_paths;
+		hopts.npublic_paths = sizeof(public_paths) / sizeof(public_paths[0]) -
+				      (cfg.auth_public_metrics ? 0 : 1);
 	}
 	if (audit) {
 		hopts.audit = audit__http_hook;
