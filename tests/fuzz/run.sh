@@ -48,7 +48,7 @@ want() {
 	[ -z "${FUZZ_ONLY:-}" ] || [ "$FUZZ_ONLY" = "$1" ]
 }
 
-ingest_src="$top/api/ingest.c $top/userspace/metrics.c $here/fuzz_stubs.c $out/gen/remote.pb-c.c $out/gen/types.pb-c.c"
+ingest_src="$top/api/ingest.c $top/api/pb_arena.c $top/userspace/metrics.c $here/fuzz_stubs.c $out/gen/remote.pb-c.c $out/gen/types.pb-c.c"
 status=0
 if want json_ingest; then
 	build json_ingest "$here/fuzz_json_ingest.c" $ingest_src
@@ -59,9 +59,13 @@ if want remote_write; then
 	run remote_write || status=1
 fi
 if want promql; then
+	# the engine's value formatting is C++ (double-conversion): built apart
+	${CXX_FUZZ:-clang++} -g -O1 -fsanitize=address,undefined -c \
+		"$top/userspace/promql/dtoa.cc" -o "$out/dtoa.o"
 	build promql "$here/fuzz_promql.c" "$top/userspace/promql/parser.c" \
 		"$top/userspace/promql/lexer.c" "$top/userspace/promql/functions.c" \
-		"$top/userspace/promql/eval.c" "$top/userspace/rx.c" "$here/fuzz_stubs.c"
+		"$top/userspace/promql/eval.c" "$top/userspace/promql/tenant.c" \
+		"$top/userspace/rx.c" "$here/fuzz_stubs.c" "$out/dtoa.o" -ldouble-conversion -lstdc++
 	run promql || status=1
 fi
 [ $status -eq 0 ] && echo "== fuzz: no crash ($out)" || echo "== fuzz: FAILED, see $out"
