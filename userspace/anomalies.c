@@ -77,6 +77,15 @@ struct anomalies {
 
 	struct logq *logq;
 
+	/* the scoring thread (anomalies__start()): the tick only rings the bell */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t bell_lock;
+	pthread_cond_t bell;
+	bool pending, stopping;
+	int64_t pending_ms;
+	uint64_t skipped_ticks; /* a tick came while the previous one was being scored */
+
 	uint64_t opened_total;
 	uint64_t scored_total;
 	uint64_t unscored; /* series without a slot */
@@ -457,15 +466,25 @@ struct anomalies *anomalies__new(struct tsdb *db, const struct anomalies_opts *o
 	if (!a->o.seasonal_period_seconds)
 		a->o.seasonal_period_seconds = 86400;
 	if (!a->o.heavy_budget)
-		a->o.heavy_budget = 2000;
+		a->o.heavy_budget = 256;
 	a->db = db;
 	a->next_id = 1;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->bell_lock, NULL);
+	pthread_cond_init(&a->bell, NULL);
 
 	engine_params_init(&p);
 	p.slots = a->o.max_series;
+	/*
+	 * The heavy models cost ~100 KB each (forest nodes, GRU history): a few
+	 * hundred series hold them at a time, flagged ones first, the rest in
+	 * rotation; creating them is what made a tick with thousands of new
+	 * series take seconds.
+	 */
 	p.heavy_budget = a->o.heavy_budget;
-	p.max_heavy = a->o.heavy_budget * 4;
+	p.max_heavy = a->o.heavy_budget * 2;
+	p.iforest.trees = 32;
+	p.iforest.sample_size = 64;
 	p.seasonal.period = a->o.seasonal_period_seconds; /* one sample per second */
 	/* a spike stays in the forest's window features for `window` ticks: keep
 	 * it short so an anomaly ends seconds, not half a minute, after it */
@@ -491,6 +510,13 @@ void anomalies__free(struct anomalies *a)
 
 	if (!a)
 		return;
+	if (a->thread_started) {
+		pthread_mutex_lock(&a->bell_lock);
+		a->stopping = true;
+		pthread_cond_signal(&a->bell);
+		pthread_mutex_unlock(&a->bell_lock);
+		pthread_join(a->thread, NULL);
+	}
 	engine__free(a->eng);
 	if (a->slots)
 		for (i = 0; i < a->o.max_series; i++)
@@ -503,7 +529,42 @@ void anomalies__free(struct anomalies *a)
 	free(a->pend);
 	free(a->newlab);
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->bell_lock);
+	pthread_cond_destroy(&a->bell);
 	free(a);
+}
+
+static void *anomalies_main(void *arg)
+{
+	struct anomalies *a = arg;
+	int64_t t;
+
+	pthread_mutex_lock(&a->bell_lock);
+	for (;;) {
+		while (!a->pending && !a->stopping)
+			pthread_cond_wait(&a->bell, &a->bell_lock);
+		if (a->stopping)
+			break;
+		a->pending = false;
+		t = a->pending_ms;
+		pthread_mutex_unlock(&a->bell_lock);
+		anomalies__tick(a, t);
+		pthread_mutex_lock(&a->bell_lock);
+	}
+	pthread_mutex_unlock(&a->bell_lock);
+	return NULL;
+}
+
+int anomalies__start(struct anomalies *a)
+{
+	int err;
+
+	if (!a || a->thread_started)
+		return -EINVAL;
+	err = -pthread_create(&a->thread, NULL, anomalies_main, a);
+	if (!err)
+		a->thread_started = true;
+	return err;
 }
 
 void anomalies__set_logq(struct anomalies *a, struct logq *q)
@@ -677,7 +738,18 @@ void anomalies__performance(struct anomalies *a, struct modelperf_report *out)
 
 static int anomalies_sink_flush(void *ctx, int64_t now_ms)
 {
-	return anomalies__tick(ctx, now_ms);
+	struct anomalies *a = ctx;
+
+	if (!a->thread_started)
+		return anomalies__tick(a, now_ms);
+	pthread_mutex_lock(&a->bell_lock);
+	if (a->pending)
+		a->skipped_ticks++; /* still scoring: the newest samples wait a second */
+	a->pending = true;
+	a->pending_ms = now_ms;
+	pthread_cond_signal(&a->bell);
+	pthread_mutex_unlock(&a->bell_lock);
+	return 0;
 }
 
 static int anomalies_sink_describe(void *ctx, struct metric_set *set)
@@ -707,6 +779,11 @@ static int anomalies_sink_describe(void *ctx, struct metric_set *set)
 	metric_set__add_value(set, "novamon_anomaly_series_unscored",
 			      "Series not scored: every detector slot was taken.", METRIC_GAUGE,
 			      NULL, (double)unscored);
+	pthread_mutex_lock(&a->bell_lock);
+	metric_set__add_value(set, "novamon_anomaly_ticks_skipped_total",
+			      "Ticks not scored because the previous one was still being scored.",
+			      METRIC_COUNTER, NULL, (double)a->skipped_ticks);
+	pthread_mutex_unlock(&a->bell_lock);
 	metric_set__add_value(set, "novamon_anomaly_samples_scored_total",
 			      "Samples scored by the anomaly detectors.", METRIC_COUNTER, NULL,
 			      (double)scored);

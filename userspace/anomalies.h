@@ -40,7 +40,7 @@ struct anomalies_opts {
 	uint32_t close_after_ticks; /* normal verdicts that end an anomaly; 0: 10 */
 	uint32_t forget_after_seconds; /* a series idle this long frees its slot; 0: 600 */
 	uint32_t seasonal_period_seconds; /* 0: 86400 (daily) */
-	uint32_t heavy_budget; /* iforest/gru updates per tick; 0: 2000 */
+	uint32_t heavy_budget; /* iforest/gru updates per tick; 0: 256 (2x as many models) */
 	bool no_score_series; /* do not write novamon_anomaly_score */
 };
 
@@ -95,6 +95,14 @@ void anomalies__set_logq(struct anomalies *a, struct logq *q);
 
 /* Score the series updated since the last call; now_ms is the tick's time. */
 int anomalies__tick(struct anomalies *a, int64_t now_ms);
+
+/*
+ * Score on a thread of its own from now on: the tick sink's flush then only
+ * wakes it (a tick arriving while one is scored is skipped and counted), so
+ * scoring never delays the tick nor the sinks after it. Returns 0 or a
+ * negative errno. Without it the flush scores in line.
+ */
+int anomalies__start(struct anomalies *a);
 
 /* A tick sink whose flush runs anomalies__tick() and that describes its own metrics. */
 struct tick_sink anomalies__sink(struct anomalies *a);

@@ -4,6 +4,7 @@
  * once per second until SIGINT/SIGTERM.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <sys/stat.h>
 #include <signal.h>
@@ -37,6 +38,7 @@
 #include "tick.h"
 #include "tsdb/tsdb.h"
 #include "webui.h"
+#include "ws.h"
 
 #define MAX_ROUTES 64
 #define MAX_SINKS 16
@@ -48,6 +50,80 @@ static struct ingest ingest;
 static struct anomaly_api anomaly_api;
 static struct dashboards dashboards;
 static struct system_status system_status;
+
+/*
+ * The WebSocket feeds' token check (ws_opts.authenticate, ctx the struct
+ * auth of the HTTP routes): the Authorization header, or ?access_token=
+ * (browsers cannot set headers on a WebSocket).
+ */
+static int ws_authenticate(void *ctx, const char *authorization, const char *query,
+			   struct auth_principal *out, char *why, size_t whylen)
+{
+	return auth__check_request(ctx, authorization, query, out, why, whylen);
+}
+
+/* A tenant's principal streams only its tenant's series, as /api/v1/query answers. */
+static int ws_scope(void *ctx, const struct auth_principal *who, struct promql_expr *e, char *err,
+		    size_t errlen)
+{
+	(void)ctx;
+	if (!who || !who->tenant[0])
+		return 0;
+	if (promql_restrict(e, "tenant", who->tenant)) {
+		snprintf(err, errlen, "cannot restrict the query to tenant %s", who->tenant);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * /ws/dashboards/{id}: the widgets of a stored dashboard that who may see,
+ * by the dashboard API's own access rules (dashboards_allowed(), per-widget
+ * ACLs).
+ */
+static int ws_widgets(void *ctx, const char *id, const struct auth_principal *who,
+		      struct ws_widget *out, size_t max)
+{
+	struct dashstore_doc d = { 0 };
+	json_t *doc = NULL, *acl = NULL, *w;
+	size_t i, n = 0;
+	int rc;
+
+	rc = dashstore__get(ctx, id, &d);
+	if (rc)
+		return rc;
+	acl = d.acl ? json_loads(d.acl, 0, NULL) : NULL;
+	if (!dashboards_allowed(who, d.owner, d.tenant, acl, DASHBOARDS_READ)) {
+		rc = -EACCES;
+		goto out;
+	}
+	doc = json_loads(d.doc, 0, NULL);
+	if (!doc) {
+		rc = -EINVAL;
+		goto out;
+	}
+	json_array_foreach(json_object_get(doc, "widgets"), i, w)
+	{
+		const char *wid = json_string_value(json_object_get(w, "id"));
+		const char *q = json_string_value(json_object_get(w, "query"));
+
+		if (n >= max)
+			break;
+		if (!wid || !q || !q[0] || !dashboards_widget_visible(who, d.owner, w))
+			continue;
+		snprintf(out[n].id, sizeof(out[n].id), "%s", wid);
+		snprintf(out[n].query, sizeof(out[n].query), "%s", q);
+		out[n].refresh_seconds =
+			(unsigned int)json_integer_value(json_object_get(w, "refresh_seconds"));
+		n++;
+	}
+	rc = (int)n;
+out:
+	json_decref(doc);
+	json_decref(acl);
+	dashstore_doc__clear(&d);
+	return rc;
+}
 
 static void on_signal(int sig)
 {
@@ -456,6 +532,8 @@ int cli_run(int argc, char **argv)
 	struct anomalies *an = NULL;
 	/* OTLP export; spans and log records go to it with otlp__add_span/_log */
 	struct otlp *otlp = NULL;
+	/* the WebSocket feeds, over the store's PromQL engine */
+	struct ws *ws = NULL;
 	size_t nsinks = 0;
 	bool config_given = false, no_capture = false;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -625,6 +703,10 @@ int cli_run(int argc, char **argv)
 			};
 
 			an = anomalies__new(db, &ao);
+			if (an && (errno = -anomalies__start(an))) {
+				anomalies__free(an);
+				an = NULL;
+			}
 			if (!an) {
 				log_error("cannot start anomaly detection: %s", strerror(errno));
 				goto out;
@@ -670,6 +752,25 @@ int cli_run(int argc, char **argv)
 		if (!otlp)
 			goto out;
 		sinks[nsinks++] = otlp__metrics_sink(otlp);
+	}
+	if (db) {
+		struct ws_opts wopts = {
+			.engine = &api.eng,
+			.authenticate = auth ? ws_authenticate : NULL,
+			.auth_ctx = auth,
+			.scope = ws_scope,
+			.widgets = dash_store ? ws_widgets : NULL,
+			.widgets_ctx = dash_store,
+		};
+
+		ws = ws__new(&wopts);
+		if (!ws) {
+			log_error("cannot start the WebSocket feeds: %s", strerror(errno));
+			goto out;
+		}
+		/* after the store sink: it evaluates what that committed */
+		sinks[nsinks++] = ws__sink(ws);
+		hopts.ws_protocol = ws__protocol(ws);
 	}
 	err = webui__routes(routes + nroutes, MAX_ROUTES - nroutes);
 	if (err < 0)
@@ -787,6 +888,7 @@ out:
 	remote_write__stop(rw);
 	anomalies__free(an);
 	otlp__stop(otlp);
+	ws__free(ws); /* after the HTTP server and the tick, which use it */
 	dashstore__close(dash_store);
 	tsdb__close(db);
 	registry__free(reg);

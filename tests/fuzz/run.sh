@@ -68,5 +68,9 @@ if want promql; then
 		"$top/userspace/rx.c" "$here/fuzz_stubs.c" "$out/dtoa.o" -ldouble-conversion -lstdc++
 	run promql || status=1
 fi
+if want ws_sub; then
+	build ws_sub "$here/fuzz_ws_sub.c" "$top/api/ws_proto.c"
+	run ws_sub || status=1
+fi
 [ $status -eq 0 ] && echo "== fuzz: no crash ($out)" || echo "== fuzz: FAILED, see $out"
 exit $status
