@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "fsutil.h"
 #include "auth.h"
 #include "log.h"
 #include "prom_api.h"
@@ -305,25 +306,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* the log */
 
-static int audit_mkdirs(const char *path)
-{
-	char tmp[512], *p;
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void audit_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -405,7 +387,7 @@ struct audit *audit__open(const char *dir, struct audit_open_report *report, cha
 	atomic_init(&a->failing, false);
 	snprintf(a->dir, sizeof(a->dir), "%s", dir);
 	snprintf(a->path, sizeof(a->path), "%s/%s", dir, AUDIT_FILE);
-	rc = audit_mkdirs(dir);
+	rc = fsutil_mkdirs(dir, 0700);
 	if (rc) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", dir, strerror(-rc));

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "fsutil.h"
 #include "http.h"
 
 #define AUTH_MAX_SECRET 4096
@@ -912,26 +913,6 @@ bool auth_listen_is_loopback(const char *listen)
 	return all;
 }
 
-/* mkdir -p with mode for each level created. */
-static int auth_mkdirs(const char *path, mode_t mode)
-{
-	char tmp[512], *p;
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /*
  * Create the auto-mode secret at path unless it exists. Returns 1 when made
  * now, 0 when it existed, or -errno with err.
@@ -943,7 +924,7 @@ static int auth_make_secret(const char *dir, const char *path, char *err, size_t
 	ssize_t n;
 	int fd, rc = 0;
 
-	rc = auth_mkdirs(dir, 0700);
+	rc = fsutil_mkdirs(dir, 0700);
 	if (rc)
 		return auth_why(err, errlen, rc, "%s: %s", dir, strerror(-rc));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -20,6 +20,7 @@
 #include "capture.h"
 #include "cli.h"
 #include "config.h"
+#include "fsutil.h"
 #include "dashboards.h"
 #include "dashstore.h"
 #include "http.h"
@@ -199,25 +200,6 @@ static void sleep_to_next_second(void)
 		;
 }
 
-/* mkdir -p for the state directory. */
-static int make_dirs(const char *path)
-{
-	char tmp[512], *p;
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0750) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /*
  * The local store under state_dir/tsdb. When the directory cannot be used
  * the daemon keeps a memory-only store and says so: nothing then survives a
@@ -261,7 +243,7 @@ static struct tsdb *open_store(const struct config *cfg)
 	}
 
 	snprintf(dir, sizeof(dir), "%s/tsdb", cfg->state_dir);
-	e = make_dirs(dir);
+	e = fsutil_mkdirs(dir, 0750);
 	if (e) {
 		log_error("cannot create %s: %s; the store keeps data in memory only", dir,
 			  strerror(-e));
@@ -301,7 +283,7 @@ static struct remote_write *start_remote_write(const struct config *cfg)
 		headers[opts.nheaders++] = auth;
 	}
 	snprintf(dir, sizeof(dir), "%s/remote-write", cfg->state_dir);
-	make_dirs(dir);
+	fsutil_mkdirs(dir, 0750);
 	opts.queue_dir = dir;
 	rw = remote_write__start(&opts);
 	if (!rw)
@@ -338,7 +320,7 @@ static struct otlp *start_otlp(const struct config *cfg, int64_t start_ms)
 	for (i = 0; i < cfg->otlp_nheaders; i++)
 		headers[i] = cfg->otlp_headers[i];
 	snprintf(dir, sizeof(dir), "%s/otlp", cfg->state_dir);
-	make_dirs(dir);
+	fsutil_mkdirs(dir, 0750);
 	opts.queue_dir = dir;
 	o = otlp__start(&opts);
 	if (!o)
@@ -449,7 +431,7 @@ static struct dashstore *open_dashboards(const struct config *cfg)
 	if (cfg->dashboards_store[0]) {
 		snprintf(url, sizeof(url), "%s", cfg->dashboards_store);
 	} else {
-		e = make_dirs(cfg->state_dir);
+		e = fsutil_mkdirs(cfg->state_dir, 0750);
 		if (e)
 			log_warn("cannot create %s: %s", cfg->state_dir, strerror(-e));
 		snprintf(url, sizeof(url), "sqlite:%s/dashboards.db", cfg->state_dir);
