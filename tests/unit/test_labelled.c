@@ -216,6 +216,7 @@ Test(labelled, ensemble_beats_every_detector)
 
 	cr_assert(set && r);
 	cr_assert_eq(labelled_run(set, NULL, 0, r), 0);
+	labelled_print(r);
 	free(r);
 	labelled_set__free(set);
 #else
