@@ -211,7 +211,7 @@ Test(labelled, ensemble_beats_every_detector)
 	 * checked by the optimised build of the same test.
 	 */
 	struct labelled_set *set = labelled_set__new(
-		&(struct labelled_params){ .seed = 1, .length = 1000, .windows = 1 });
+		&(struct labelled_params){ .seed = 1, .length = 1200, .windows = 1 });
 	struct labelled_report *r = calloc(1, sizeof(*r));
 
 	cr_assert(set && r);
