@@ -688,7 +688,7 @@ static void ws_gc_streams(struct ws *ws, int64_t now_ms)
 static void *ws_eval_thread(void *arg)
 {
 	struct ws *ws = arg;
-	struct ws_stream **todo = NULL;
+	struct ws_stream **due = NULL;
 	size_t cap = 0;
 
 	pthread_mutex_lock(&ws->bell_lock);
@@ -719,21 +719,21 @@ static void *ws_eval_thread(void *arg)
 					continue;
 				if (n == cap) {
 					size_t nc = cap ? cap * 2 : 64;
-					struct ws_stream **p = realloc(todo, nc * sizeof(*p));
+					struct ws_stream **p = realloc(due, nc * sizeof(*p));
 
 					if (!p)
 						break;
-					todo = p;
+					due = p;
 					cap = nc;
 				}
-				todo[n++] = st;
+				due[n++] = st;
 			}
 		}
 		pthread_mutex_unlock(&ws->lock);
 
 		/* only this thread frees streams: the pointers stay valid */
 		for (i = 0; i < n; i++)
-			ws_eval_stream(ws, todo[i], t);
+			ws_eval_stream(ws, due[i], t);
 
 		pthread_mutex_lock(&ws->lock);
 		if (tick)
@@ -750,7 +750,7 @@ static void *ws_eval_thread(void *arg)
 		pthread_mutex_lock(&ws->bell_lock);
 	}
 	pthread_mutex_unlock(&ws->bell_lock);
-	free(todo);
+	free(due);
 	return NULL;
 }
 
