@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "metrics_service.pb-c.h"
 #include "otlp.h"
+#include "pb_arena.h"
 #include "spool.h"
 #include "trace_service.pb-c.h"
 
@@ -61,7 +62,7 @@ typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest pb_l
 typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceResponse pb_logs_resp;
 
 #define OTLP_NRESOURCE 4
-#define OTLP_ARENA_BLOCK (64u << 10)
+#define OTLP_ARENA_HINT (64u << 10) /* first block of a request's messages */
 #define OTLP_WARN_INTERVAL_MS 60000
 /* OpenTelemetry's namespace for service.instance.id UUIDv5s (semantic conventions). */
 static const uint8_t otlp_instance_ns[16] = { 0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
@@ -177,59 +178,12 @@ static struct otlp_batch *otlp_batch__free(struct otlp_batch *b)
 }
 
 /* ------------------------------------------------------------------ */
-/* an arena for the messages of one request */
-
-struct otlp_arena_block {
-	struct otlp_arena_block *next;
-	size_t used;
-	size_t cap;
-	max_align_t data[];
-};
-
-struct otlp_arena {
-	struct otlp_arena_block *head;
-	bool failed; /* an allocation failed: the request cannot be built */
-};
-
-/* size zeroed bytes, aligned for any type; NULL (and a->failed) when out of memory. */
-static void *otlp_arena_alloc(struct otlp_arena *a, size_t size)
-{
-	struct otlp_arena_block *b = a->head;
-	size_t need = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-	void *p;
-
-	if (!b || b->cap - b->used < need) {
-		size_t cap = need > OTLP_ARENA_BLOCK ? need : OTLP_ARENA_BLOCK;
-
-		b = calloc(1, sizeof(*b) + cap);
-		if (!b) {
-			a->failed = true;
-			return NULL;
-		}
-		b->cap = cap;
-		b->next = a->head;
-		a->head = b;
-	}
-	p = (char *)b->data + b->used;
-	b->used += need;
-	return p;
-}
-
-static void otlp_arena_free(struct otlp_arena *a)
-{
-	struct otlp_arena_block *b, *next;
-
-	for (b = a->head; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	a->head = NULL;
-}
+/* the messages of one request, built in a pb_arena */
 
 /* A new message of descriptor d, initialised (defaults, descriptor). */
-static void *otlp_msg(struct otlp_arena *a, const ProtobufCMessageDescriptor *d)
+static void *otlp_msg(struct pb_arena *a, const ProtobufCMessageDescriptor *d)
 {
-	void *m = otlp_arena_alloc(a, d->sizeof_message);
+	void *m = pb_arena__zalloc(a, d->sizeof_message);
 
 	if (m)
 		protobuf_c_message_init(d, m);
@@ -237,10 +191,10 @@ static void *otlp_msg(struct otlp_arena *a, const ProtobufCMessageDescriptor *d)
 }
 
 /* A NUL-terminated copy of the first max bytes of s (fixed-size record fields). */
-static char *otlp_strndup(struct otlp_arena *a, const char *s, size_t max)
+static char *otlp_strndup(struct pb_arena *a, const char *s, size_t max)
 {
 	size_t len = strnlen(s, max);
-	char *p = otlp_arena_alloc(a, len + 1);
+	char *p = pb_arena__zalloc(a, len + 1);
 
 	if (p)
 		memcpy(p, s, len);
@@ -273,7 +227,7 @@ static ProtobufCBinaryData otlp_id(const uint8_t *id, size_t len)
  * Convert a record's attributes. Those past SPAN_MAX_ATTRS, with an empty
  * key or an unknown type count into *dropped.
  */
-static pb_kv **otlp_attrs(struct otlp_arena *a, const struct span_attr *attrs, unsigned int n,
+static pb_kv **otlp_attrs(struct pb_arena *a, const struct span_attr *attrs, unsigned int n,
 			  size_t *nout, uint32_t *dropped)
 {
 	unsigned int i, keep = n < SPAN_MAX_ATTRS ? n : SPAN_MAX_ATTRS;
@@ -283,7 +237,7 @@ static pb_kv **otlp_attrs(struct otlp_arena *a, const struct span_attr *attrs, u
 	*dropped = n - keep;
 	if (!keep)
 		return NULL;
-	out = otlp_arena_alloc(a, keep * sizeof(*out));
+	out = pb_arena__zalloc(a, keep * sizeof(*out));
 	if (!out)
 		return NULL;
 	for (i = 0; i < keep; i++) {
@@ -341,7 +295,7 @@ static int otlp_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
 	return 0;
 }
 
-static pb_span *otlp_span(struct otlp_arena *a, const struct span *s)
+static pb_span *otlp_span(struct pb_arena *a, const struct span *s)
 {
 	pb_span *p = otlp_msg(a, &opentelemetry__proto__trace__v1__span__descriptor);
 	uint32_t dropped;
@@ -378,12 +332,13 @@ static int otlp_encode_spans(struct otlp *o, const struct span *spans, size_t n,
 	pb_scope_spans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
 	pb_resource_spans *rsp = &rs;
 	pb_scope_spans *ssp = &ss;
-	struct otlp_arena a = { 0 };
+	struct pb_arena a;
 	size_t i;
 	int err = -ENOMEM;
 
+	pb_arena__init(&a, OTLP_ARENA_HINT);
 	ss.scope = &o->scope;
-	ss.spans = otlp_arena_alloc(&a, n * sizeof(*ss.spans));
+	ss.spans = pb_arena__zalloc(&a, n * sizeof(*ss.spans));
 	for (i = 0; ss.spans && i < n; i++)
 		ss.spans[i] = otlp_span(&a, &spans[i]);
 	if (a.failed)
@@ -396,7 +351,7 @@ static int otlp_encode_spans(struct otlp *o, const struct span *spans, size_t n,
 	req.n_resource_spans = 1;
 	err = otlp_pack(&req.base, out, len);
 out:
-	otlp_arena_free(&a);
+	pb_arena__destroy(&a);
 	return err;
 }
 
@@ -407,7 +362,7 @@ static const char *otlp_severity_text(unsigned int sev)
 	return sev >= 1 && sev <= 24 ? names[(sev - 1) / 4] : "";
 }
 
-static pb_log *otlp_log_record(struct otlp_arena *a, const struct otlp_log *l)
+static pb_log *otlp_log_record(struct pb_arena *a, const struct otlp_log *l)
 {
 	pb_log *p = otlp_msg(a, &opentelemetry__proto__logs__v1__log_record__descriptor);
 	const struct log_record *r = &l->r;
@@ -444,12 +399,13 @@ static int otlp_encode_logs(struct otlp *o, const struct otlp_log *logs, size_t 
 	pb_scope_logs sl = OPENTELEMETRY__PROTO__LOGS__V1__SCOPE_LOGS__INIT;
 	pb_resource_logs *rlp = &rl;
 	pb_scope_logs *slp = &sl;
-	struct otlp_arena a = { 0 };
+	struct pb_arena a;
 	size_t i;
 	int err = -ENOMEM;
 
+	pb_arena__init(&a, OTLP_ARENA_HINT);
 	sl.scope = &o->scope;
-	sl.log_records = otlp_arena_alloc(&a, n * sizeof(*sl.log_records));
+	sl.log_records = pb_arena__zalloc(&a, n * sizeof(*sl.log_records));
 	for (i = 0; sl.log_records && i < n; i++)
 		sl.log_records[i] = otlp_log_record(&a, &logs[i]);
 	if (a.failed)
@@ -462,16 +418,16 @@ static int otlp_encode_logs(struct otlp *o, const struct otlp_log *logs, size_t 
 	req.n_resource_logs = 1;
 	err = otlp_pack(&req.base, out, len);
 out:
-	otlp_arena_free(&a);
+	pb_arena__destroy(&a);
 	return err;
 }
 
 /* A series' rendered labels as string attributes; -EINVAL/-E2BIG when they do not parse. */
-static int otlp_labels(struct otlp_arena *a, const char *rendered, pb_kv ***out, size_t *nout)
+static int otlp_labels(struct pb_arena *a, const char *rendered, pb_kv ***out, size_t *nout)
 {
 	struct tsdb_label labels[TSDB_MAX_LABELS];
 	size_t buflen = strlen(rendered) + 2;
-	char *buf = otlp_arena_alloc(a, buflen);
+	char *buf = pb_arena__zalloc(a, buflen);
 	pb_kv **kvs;
 	int i, n;
 
@@ -481,7 +437,7 @@ static int otlp_labels(struct otlp_arena *a, const char *rendered, pb_kv ***out,
 	n = feed_parse_labels(rendered, labels, TSDB_MAX_LABELS, buf, buflen);
 	if (n <= 0)
 		return n;
-	kvs = otlp_arena_alloc(a, (size_t)n * sizeof(*kvs));
+	kvs = pb_arena__zalloc(a, (size_t)n * sizeof(*kvs));
 	if (!kvs)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
@@ -505,7 +461,7 @@ static int otlp_labels(struct otlp_arena *a, const char *rendered, pb_kv ***out,
  * Series [first, first + n) of fam as one Metric; series whose labels do
  * not parse are left out and counted in *failed. NULL when out of memory.
  */
-static pb_metric *otlp_metric(struct otlp *o, struct otlp_arena *a, const struct metric_family *fam,
+static pb_metric *otlp_metric(struct otlp *o, struct pb_arena *a, const struct metric_family *fam,
 			      size_t first, size_t n, uint64_t t_ns, size_t *failed)
 {
 	pb_metric *m = otlp_msg(a, &opentelemetry__proto__metrics__v1__metric__descriptor);
@@ -518,9 +474,9 @@ static pb_metric *otlp_metric(struct otlp *o, struct otlp_arena *a, const struct
 	m->name = fam->name;
 	m->description = fam->help;
 	if (fam->type == METRIC_HISTOGRAM)
-		hp = otlp_arena_alloc(a, n * sizeof(*hp));
+		hp = pb_arena__zalloc(a, n * sizeof(*hp));
 	else
-		np = otlp_arena_alloc(a, n * sizeof(*np));
+		np = pb_arena__zalloc(a, n * sizeof(*np));
 	if (!hp && !np)
 		return NULL;
 	for (i = first; i < first + n; i++) {
@@ -646,12 +602,13 @@ static size_t otlp_metrics_request(struct otlp *o, const struct metric_set *set,
 	struct otlp_sig *sig = &o->sig[OTLP_METRICS];
 	pb_resource_metrics *rmp = &rm;
 	pb_scope_metrics *smp = &sm;
-	struct otlp_arena a = { 0 };
+	struct pb_arena a;
 	struct otlp_batch *b = NULL;
 	size_t points = 0, failed = 0, nmax;
 
+	pb_arena__init(&a, OTLP_ARENA_HINT);
 	nmax = set->nfamilies - *f < o->batch_max ? set->nfamilies - *f : o->batch_max;
-	sm.metrics = otlp_arena_alloc(&a, nmax * sizeof(*sm.metrics));
+	sm.metrics = pb_arena__zalloc(&a, nmax * sizeof(*sm.metrics));
 	while (sm.metrics && *f < set->nfamilies && points < o->batch_max) {
 		const struct metric_family *fam = &set->families[*f];
 		size_t take = fam->nseries - *s;
@@ -696,13 +653,13 @@ static size_t otlp_metrics_request(struct otlp *o, const struct metric_set *set,
 	}
 	pthread_mutex_unlock(&o->lock);
 out:
-	otlp_arena_free(&a);
+	pb_arena__destroy(&a);
 	return failed;
 fail:
 	pthread_mutex_lock(&o->lock);
 	sig->dropped[OTLP_DROP_ERROR] += points - failed;
 	pthread_mutex_unlock(&o->lock);
-	otlp_arena_free(&a);
+	pb_arena__destroy(&a);
 	return points;
 }
 

@@ -2,6 +2,7 @@
 /* pb_arena: a bump allocator for protobuf-c's unpack (see pb_arena.h). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pb_arena.h"
 
@@ -56,7 +57,19 @@ void pb_arena__init(struct pb_arena *a, size_t size_hint)
 	a->alloc.free = pb_arena_free;
 	a->alloc.allocator_data = a;
 	a->blocks = NULL;
+	a->failed = false;
 	a->hint = size_hint > PB_ARENA_MIN_BLOCK ? size_hint : PB_ARENA_MIN_BLOCK;
+}
+
+void *pb_arena__zalloc(struct pb_arena *a, size_t size)
+{
+	void *p = pb_arena_alloc(a, size);
+
+	if (!p) {
+		a->failed = true;
+		return NULL;
+	}
+	return memset(p, 0, size);
 }
 
 void pb_arena__destroy(struct pb_arena *a)
