@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "remote.pb-c.h"
 #include "types.pb-c.h"
 
@@ -107,40 +108,6 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of a process, in seconds; -1 when unreadable */
-static double proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[4096], *p;
-	unsigned long long ut, st;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	/* after ')': state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
-}
-
 /* ------------------------------------------------------------------------ */
 /* servers */
 
@@ -156,21 +123,6 @@ struct server {
 };
 
 static struct server *live_server;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
 {
@@ -192,15 +144,6 @@ static long http_get_status(const char *url, double timeout)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
 	return code;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
 }
 
 static void log_tail(const struct server *s)
@@ -230,7 +173,7 @@ reaped:
 	}
 	live_server = NULL;
 	if (s->dir[0] && !opt.keep)
-		nftw(s->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_rf(s->dir);
 	else if (s->dir[0])
 		fprintf(stderr, "kept %s\n", s->dir);
 	s->dir[0] = 0;
@@ -257,7 +200,7 @@ static int server_start(struct server *s, enum kind kind)
 		perror("mkdtemp");
 		return -1;
 	}
-	s->port = free_port();
+	s->port = bench_free_port();
 	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
 	snprintf(logp, sizeof(logp), "%s/server.log", s->dir);
 	if (kind == NOVAMON) {
@@ -611,8 +554,8 @@ static int run_load(const struct server *s, const char *metric, int nseries, int
 		}
 	}
 
-	cpu0 = self_cpu_s();
-	scpu0 = proc_cpu_s(s->pid);
+	cpu0 = bench_self_cpu_s();
+	scpu0 = bench_proc_cpu_s(s->pid);
 	t_start = now_s();
 	for (int i = 0; i < nc; i++) {
 		cs[i].deadline = duration > 0 ? t_start + duration : 0;
@@ -624,8 +567,8 @@ static int run_load(const struct server *s, const char *metric, int nseries, int
 		if (cs[i].t_last > t_end)
 			t_end = cs[i].t_last;
 	}
-	res->server_cpu = proc_cpu_s(s->pid) - scpu0;
-	res->client_cpu = self_cpu_s() - cpu0;
+	res->server_cpu = bench_proc_cpu_s(s->pid) - scpu0;
+	res->client_cpu = bench_self_cpu_s() - cpu0;
 	res->elapsed = t_end - t_start;
 	for (int i = 0; i < nc; i++) {
 		struct conn *c = &cs[i];

@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
+
 #define SKIP 77
 #define MAX_SIZES 8
 #define NVMS 10
@@ -108,39 +110,6 @@ static double wall_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of a process in seconds; -1 when unreadable */
-static double proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[4096], *p;
-	unsigned long long ut, st;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
-}
-
 /* VmRSS of a process in bytes; -1 when unreadable */
 static long long proc_rss(pid_t pid)
 {
@@ -169,21 +138,6 @@ struct server {
 };
 
 static struct server *live_server;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 static int tcp_connect(int port, bool nonblock)
 {
@@ -230,15 +184,6 @@ out:
 	return status;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 static void server_stop(struct server *s)
 {
 	int st;
@@ -257,7 +202,7 @@ reaped:
 	}
 	live_server = NULL;
 	if (s->dir[0] && !opt.keep)
-		nftw(s->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_rf(s->dir);
 	else if (s->dir[0])
 		fprintf(stderr, "kept %s\n", s->dir);
 	s->dir[0] = 0;
@@ -283,7 +228,7 @@ static int server_start(struct server *s)
 		perror("mkdtemp");
 		return -1;
 	}
-	s->port = free_port();
+	s->port = bench_free_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
 	snprintf(state, sizeof(state), "%s/state", s->dir);
 	snprintf(cfg, sizeof(cfg), "%s/novamon.yaml", s->dir);
@@ -737,12 +682,12 @@ static int run_size(int n, struct result *r)
 
 	l.on = true;
 	full0 = l.full;
-	cpu0 = proc_cpu_s(srv.pid);
-	scpu0 = self_cpu_s();
+	cpu0 = bench_proc_cpu_s(srv.pid);
+	scpu0 = bench_self_cpu_s();
 	t0 = mono_s();
 	pump(ep, cl, &l, opt.duration, srv.port, NULL, NULL);
-	cpu1 = proc_cpu_s(srv.pid);
-	scpu1 = self_cpu_s();
+	cpu1 = bench_proc_cpu_s(srv.pid);
+	scpu1 = bench_self_cpu_s();
 	r->cores = (cpu1 - cpu0) / (mono_s() - t0);
 	r->client_cores = (scpu1 - scpu0) / (mono_s() - t0);
 	l.on = false;
