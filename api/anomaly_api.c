@@ -155,24 +155,13 @@ static int aa_h_list(const struct http_request *req, struct http_response *resp,
 		return err;
 	if (prom_api_param(req, "metric", 0, metric, sizeof(metric)) >= 0)
 		f.metric = metric;
-	if (prom_api_param(req, "vm", 0, vm, sizeof(vm)) >= 0) {
-		f.label_name = "vm";
-		f.label_value = vm;
-	}
-	if (prom_api_param(req, "tenant", 0, tenant, sizeof(tenant)) >= 0) {
-		if (f.label_name)
-			return http_error(resp, 400, "bad_data",
-					  "give either vm or tenant, not both");
-		f.label_name = "tenant";
-		f.label_value = tenant;
-	}
+	if (prom_api_param(req, "vm", 0, vm, sizeof(vm)) >= 0)
+		f.vm = vm;
+	if (prom_api_param(req, "tenant", 0, tenant, sizeof(tenant)) >= 0)
+		f.tenant = tenant;
 	/* a tenant's user sees its own series' anomalies only */
-	if (req->principal && req->principal->tenant[0]) {
-		if (f.label_name && strcmp(f.label_name, "tenant"))
-			f.filter_vm = f.label_value;
-		f.label_name = "tenant";
-		f.label_value = req->principal->tenant;
-	}
+	if (req->principal && req->principal->tenant[0])
+		f.tenant = req->principal->tenant;
 	if (prom_api_param(req, "state", 0, state, sizeof(state)) >= 0) {
 		if (strcmp(state, "open") && strcmp(state, "closed") &&
 		    strcmp(state, "acknowledged") && strcmp(state, "unacknowledged"))
@@ -206,7 +195,7 @@ static int aa_h_list(const struct http_request *req, struct http_response *resp,
 /* Whether record id belongs to a series of tenant (its "tenant" label). */
 static bool aa_visible(struct anomaly_api *api, unsigned long long id, const char *tenant)
 {
-	struct anomalies_filter f = { .label_name = "tenant", .label_value = tenant };
+	struct anomalies_filter f = { .tenant = tenant };
 	struct anomaly_record *recs = NULL;
 	size_t n, i;
 	bool found = false;

@@ -623,10 +623,19 @@ int anomalies__tick(struct anomalies *a, int64_t now_ms)
 	return err;
 }
 
+static bool record_has_label(const struct anomaly_record *r, const char *name, const char *value)
+{
+	const char *n, *v;
+	size_t i;
+
+	for (i = 0; (n = anomaly_record_label(r, i, &v)); i++)
+		if (!strcmp(n, name))
+			return !strcmp(v, value);
+	return false;
+}
+
 static bool record_matches(const struct anomaly_record *r, const struct anomalies_filter *f)
 {
-	const char *name, *value;
-	size_t i;
 
 	if (f->start_ms && r->end_ms < f->start_ms)
 		return false;
@@ -634,21 +643,10 @@ static bool record_matches(const struct anomaly_record *r, const struct anomalie
 		return false;
 	if (f->metric && f->metric[0] && strcmp(f->metric, r->metric))
 		return false;
-	if (f->label_name && f->label_name[0]) {
-		for (i = 0; (name = anomaly_record_label(r, i, &value)); i++)
-			if (!strcmp(name, f->label_name) &&
-			    (!f->label_value || !strcmp(value, f->label_value)))
-				break;
-		if (!name)
-			return false;
-	}
-	if (f->filter_vm) {
-		for (i = 0; (name = anomaly_record_label(r, i, &value)); i++)
-			if (!strcmp(name, "vm") && !strcmp(value, f->filter_vm))
-				break;
-		if (!name)
-			return false;
-	}
+	if (f->vm && !record_has_label(r, "vm", f->vm))
+		return false;
+	if (f->tenant && !record_has_label(r, "tenant", f->tenant))
+		return false;
 	if (f->state && f->state[0]) {
 		if (!strcmp(f->state, "open") && !r->open)
 			return false;

@@ -73,9 +73,8 @@ struct anomalies_filter {
 	int64_t start_ms; /* overlapping [start_ms, end_ms] */
 	int64_t end_ms;
 	const char *metric; /* exact metric name */
-	const char *label_name; /* with label_value: e.g. vm="web-1", tenant="A" */
-	const char *label_value;
-	const char *filter_vm; /* and vm="filter_vm" (with a tenant label filter) */
+	const char *vm; /* the series' vm label equals this */
+	const char *tenant; /* the series' tenant label equals this */
 	const char *state; /* "open", "closed", "acknowledged", "unacknowledged" */
 	size_t limit; /* 0: all */
 };

@@ -125,7 +125,7 @@ Test(anomalies, acknowledge_and_filters)
 	cr_assert(r[0].false_positive);
 	cr_assert_str_eq(r[0].ack_by, "ops");
 	free(r);
-	f = (struct anomalies_filter){ .label_name = "vm", .label_value = "db-1" };
+	f = (struct anomalies_filter){ .vm = "db-1" };
 	cr_assert_eq(anomalies__list(an, &f, &r, &n), 0);
 	cr_assert_eq(n, 0);
 	free(r);
