@@ -154,6 +154,10 @@ struct tick *tick__new(const struct config *cfg, struct capture *cap, struct reg
 
 	for (b = 0; b < SHARD_HIST_BUCKETS - 1; b++)
 		hist_bounds[b] = (double)(1ull << (b + SHARD_HIST_MIN_SHIFT)) / 1e9;
+	if (nsinks > TICK_MAX_SINKS) {
+		errno = E2BIG; /* a sink cut off silently would be data lost silently */
+		return NULL;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
@@ -161,8 +165,6 @@ struct tick *tick__new(const struct config *cfg, struct capture *cap, struct reg
 	t->cap = cap;
 	t->reg = reg;
 	t->store = store;
-	if (nsinks > TICK_MAX_SINKS)
-		nsinks = TICK_MAX_SINKS;
 	memcpy(t->sinks, sinks, nsinks * sizeof(*sinks));
 	t->nsinks = nsinks;
 	t->init_netns = read_init_netns();

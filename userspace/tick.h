@@ -49,7 +49,8 @@ struct tick_sink {
 
 /*
  * cap may have nothing running (the API is served without capture).
- * sinks (copied) may be empty. Returns NULL with errno set.
+ * sinks (copied) may be empty; more than 16 is E2BIG. Returns NULL with
+ * errno set.
  */
 struct tick *tick__new(const struct config *cfg, struct capture *cap, struct registry *reg,
 		       struct metric_store *store, const struct tick_sink *sinks, size_t nsinks);
