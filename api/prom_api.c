@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "fmtnum.h"
 #include "prom_api.h"
 #include "rx.h"
 
@@ -118,42 +119,76 @@ static void prom_buf_str(struct prom_buf *b, const char *s)
 	prom_buf_putn(b, "\"", 1);
 }
 
-void prom_api_format_time(int64_t ms, char *buf, size_t len)
+size_t prom_api_format_time(int64_t ms, char *buf, size_t len)
 {
 	uint64_t a = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
 	unsigned int frac = (unsigned int)(a % 1000);
-	char tmp[32], *p = tmp + sizeof(tmp);
+	char tmp[32], *p;
 	size_t n;
 
-	/* by hand, not snprintf: this runs once per point of a query answer */
-	*--p = '\0';
-	if (frac) {
-		char d[3] = { (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
-			      (char)('0' + frac % 10) };
-		int nd = d[2] != '0' ? 3 : d[1] != '0' ? 2 : 1; /* 1.500 -> 1.5 */
-
-		p -= nd;
-		memcpy(p, d, (size_t)nd);
-		*--p = '.';
-	}
-	a /= 1000;
-	do {
-		*--p = (char)('0' + a % 10);
-		a /= 10;
-	} while (a);
-	if (ms < 0)
-		*--p = '-';
-	n = (size_t)(tmp + sizeof(tmp) - 1 - p);
 	if (!len)
-		return;
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, p, n);
+		return 0;
+	/* by hand, not snprintf, and in place when it fits: once per point of an answer */
+	p = len >= sizeof(tmp) ? buf : tmp;
+	n = 0;
+	if (ms < 0)
+		p[n++] = '-';
+	n += fmtnum_u64(p + n, a / 1000);
+	if (frac) {
+		p[n++] = '.';
+		p[n++] = (char)('0' + frac / 100);
+		if (frac % 100) {
+			p[n++] = (char)('0' + frac / 10 % 10);
+			if (frac % 10)
+				p[n++] = (char)('0' + frac % 10);
+		}
+	}
+	if (p == tmp) {
+		if (n >= len)
+			n = len - 1;
+		memcpy(buf, tmp, n);
+	}
 	buf[n] = '\0';
+	return n;
+}
+
+/*
+ * The timestamps of a matrix answer: every series of a range query repeats
+ * the same step grid, so each distinct timestamp is formatted once and
+ * copied after (Fibonacci hashing spreads an arithmetic progression of
+ * timestamps over the slots; a collision only costs a new formatting).
+ */
+#define TS_CACHE_BITS 12
+struct ts_cache {
+	int64_t t[1 << TS_CACHE_BITS];
+	uint8_t len[1 << TS_CACHE_BITS]; /* 0: empty */
+	char s[1 << TS_CACHE_BITS][23]; /* "-9223372036854775.808" fits */
+};
+
+/* Format t at p (room for 32 bytes, not NUL-terminated), through the cache when there is one. */
+static size_t ts_cache_format(struct ts_cache *c, int64_t t, char *p)
+{
+	size_t slot, n;
+
+	if (!c)
+		return prom_api_format_time(t, p, 32);
+	slot = (size_t)(((uint64_t)t * 0x9e3779b97f4a7c15ull) >> (64 - TS_CACHE_BITS));
+	if (c->len[slot] && c->t[slot] == t) {
+		/* all 24 bytes: a fixed-size copy is three moves, a variable one a slow rep movs */
+		memcpy(p, c->s[slot], sizeof(c->s[slot]));
+		return c->len[slot];
+	}
+	n = prom_api_format_time(t, p, 32);
+	if (n < sizeof(c->s[slot])) {
+		memcpy(c->s[slot], p, n);
+		c->t[slot] = t;
+		c->len[slot] = (uint8_t)n;
+	}
+	return n;
 }
 
 /* [t,"v"], written in place: this runs once per point of an answer. */
-static void prom_buf_point(struct prom_buf *b, int64_t t, double v)
+static void prom_buf_point(struct prom_buf *b, struct ts_cache *tc, int64_t t, double v)
 {
 	enum { TIME_MAX = 32, VALUE_MAX = 48 };
 	char *p;
@@ -162,12 +197,10 @@ static void prom_buf_point(struct prom_buf *b, int64_t t, double v)
 		return;
 	p = b->p + b->len;
 	*p++ = '[';
-	prom_api_format_time(t, p, TIME_MAX);
-	p += strlen(p);
+	p += ts_cache_format(tc, t, p);
 	*p++ = ',';
 	*p++ = '"';
-	promql_format_value(v, p, VALUE_MAX);
-	p += strlen(p);
+	p += promql_format_value(v, p, VALUE_MAX);
 	*p++ = '"';
 	*p++ = ']';
 	*p = '\0';
@@ -198,6 +231,7 @@ static void prom_buf_result(struct prom_buf *b, const struct promql_result *r, i
 		[PROMQL_MATRIX] = "matrix",
 		[PROMQL_STRING] = "string",
 	};
+	struct ts_cache *tc = NULL;
 	size_t i, j;
 
 	prom_buf_puts(b, "{\"status\":\"success\",\"data\":{\"resultType\":\"");
@@ -205,7 +239,7 @@ static void prom_buf_result(struct prom_buf *b, const struct promql_result *r, i
 	prom_buf_puts(b, "\",\"result\":");
 	switch (r->type) {
 	case PROMQL_SCALAR:
-		prom_buf_point(b, r->scalar_t, r->scalar);
+		prom_buf_point(b, NULL, r->scalar_t, r->scalar);
 		break;
 	case PROMQL_STRING: {
 		char ts[32];
@@ -224,6 +258,9 @@ static void prom_buf_result(struct prom_buf *b, const struct promql_result *r, i
 		for (i = 0, j = 0; i < r->nseries; i++)
 			j += r->series[i].n;
 		prom_buf_reserve(b, j * 32 + r->nseries * 256);
+		/* worth its 128 KiB when series share timestamps; without it, formatted each time */
+		if (r->type == PROMQL_MATRIX && r->nseries > 1 && j > 4096)
+			tc = calloc(1, sizeof(*tc));
 		prom_buf_putn(b, "[", 1);
 		for (i = 0; i < r->nseries; i++) {
 			const struct promql_series *s = &r->series[i];
@@ -235,21 +272,22 @@ static void prom_buf_result(struct prom_buf *b, const struct promql_result *r, i
 			if (r->type == PROMQL_VECTOR) {
 				prom_buf_puts(b, ",\"value\":");
 				if (s->n)
-					prom_buf_point(b, s->t[0], s->v[0]);
+					prom_buf_point(b, NULL, s->t[0], s->v[0]);
 				else
-					prom_buf_point(b, t_ms, NAN);
+					prom_buf_point(b, NULL, t_ms, NAN);
 			} else {
 				prom_buf_puts(b, ",\"values\":[");
 				for (j = 0; j < s->n; j++) {
 					if (j)
 						prom_buf_putn(b, ",", 1);
-					prom_buf_point(b, s->t[j], s->v[j]);
+					prom_buf_point(b, tc, s->t[j], s->v[j]);
 				}
 				prom_buf_putn(b, "]", 1);
 			}
 			prom_buf_putn(b, "}", 1);
 		}
 		prom_buf_putn(b, "]", 1);
+		free(tc);
 		break;
 	}
 	prom_buf_puts(b, "}}\n");

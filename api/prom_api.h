@@ -70,8 +70,11 @@ int prom_api__routes(struct prom_api *api, struct http_route *routes, size_t max
 int prom_api_parse_time(const char *s, int64_t *ms);
 /* Parse a duration (float seconds or "1h30m"-style) into ms (>= 0). Returns 0 or -EINVAL. */
 int prom_api_parse_duration(const char *s, int64_t *ms);
-/* Format ms as Prometheus' JSON timestamp: seconds with up to 3 decimals ("1.5", "-0.25"). */
-void prom_api_format_time(int64_t ms, char *buf, size_t len);
+/*
+ * Format ms as Prometheus' JSON timestamp: seconds with up to 3 decimals ("1.5",
+ * "-0.25"), NUL-terminated, truncated to len. Returns the length written.
+ */
+size_t prom_api_format_time(int64_t ms, char *buf, size_t len);
 
 /*
  * Render a successful query answer: {"status":"success","data":{"resultType":

@@ -94,6 +94,20 @@ Test(prom_api, format_time)
 	cr_assert_str_eq(buf, "1435781451.781");
 	prom_api_format_time(0, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "0");
+	cr_assert_eq(prom_api_format_time(1050, buf, sizeof(buf)), 4);
+	cr_assert_str_eq(buf, "1.05");
+	cr_assert_eq(prom_api_format_time(INT64_MIN, buf, sizeof(buf)), 21);
+	cr_assert_str_eq(buf, "-9223372036854775.808");
+	cr_assert_eq(prom_api_format_time(INT64_MAX, buf, sizeof(buf)), 20);
+	cr_assert_str_eq(buf, "9223372036854775.807");
+	/* a small buffer truncates, NUL-terminated, and says how much it wrote */
+	{
+		char small[6];
+
+		cr_assert_eq(prom_api_format_time(1435781451781LL, small, sizeof(small)), 5);
+		cr_assert_str_eq(small, "14357");
+		cr_assert_eq(prom_api_format_time(1, small, 0), 0);
+	}
 }
 
 static void test_render(const struct promql_result *r, int64_t t, const char *want)
@@ -285,8 +299,8 @@ Test(prom_api_req, range_errors)
 	{
 		char *body = NULL;
 
-		cr_assert_eq(test_call("/api/v1/query_range", "query=up%7B&start=0&end=11000&step=1",
-				       &body),
+		cr_assert_eq(test_call("/api/v1/query_range",
+				       "query=up%7B&start=0&end=11000&step=1", &body),
 			     400);
 		cr_assert_null(strstr(body, "maximum resolution"), "%s", body);
 		free(body);

@@ -638,6 +638,91 @@ Test(promql_parse, format_value)
 	cr_expect_str_eq(buf, "-Inf");
 }
 
+/* Significant digits of a plain decimal ("0.00125" -> 3, "120.5" -> 4). */
+static int sig_digits(const char *s)
+{
+	int n = 0, lead = 1, zeros = 0;
+
+	for (; *s && *s != 'e'; s++) {
+		if (*s < '0' || *s > '9')
+			continue;
+		if (*s == '0' && lead)
+			continue;
+		lead = 0;
+		if (*s == '0') {
+			zeros++;
+		} else {
+			n += zeros + 1;
+			zeros = 0;
+		}
+	}
+	return n;
+}
+
+/*
+ * Values with few decimals take a fast path: it must print what the digit
+ * search prints, the shortest decimal that reads back as the same double.
+ */
+Test(promql_parse, format_value_short_decimals_are_shortest)
+{
+	static const double scales[] = { 1e1, 1e2, 1e3, 1e4, 1e6, 1e7, 3, 7 };
+	uint64_t x = 88172645463325252ull;
+	char buf[64], ref[64];
+	int i, p;
+
+	for (i = 0; i < 200000; i++) {
+		double scale, v;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+		scale = scales[x % 8];
+		v = (double)(x >> (11 + x % 40)) / scale * ((x >> 8) & 1 ? -1 : 1);
+		if (v == 0)
+			continue;
+		promql_format_value(v, buf, sizeof(buf));
+		cr_assert_eq(strtod(buf, NULL), v, "%s reads back as %.17g", buf, v);
+		if (strchr(buf, '.') && !strchr(buf, 'e'))
+			cr_assert(buf[strlen(buf) - 1] != '0' && buf[strlen(buf) - 1] != '.',
+				  "%s: no trailing zero or point", buf);
+		for (p = 1; p <= 17; p++) {
+			snprintf(ref, sizeof(ref), "%.*e", p - 1, v);
+			if (strtod(ref, NULL) == v)
+				break;
+		}
+		cr_assert_eq(sig_digits(buf), p, "%.17g: %s has %d digits, shortest %d (%s)", v,
+			     buf, sig_digits(buf), p, ref);
+	}
+}
+
+/* The returned length, in place (len >= 40) and through the bounce buffer (smaller len). */
+Test(promql_parse, format_value_length_and_truncation)
+{
+	static const double v[] = { 1.5,
+				    -2,
+				    18446744073709551616.0,
+				    9007199254740991.0,
+				    1e-7,
+				    -1.25e-9,
+				    1.7976931348623157e308,
+				    0.1 + 0.2,
+				    123.25,
+				    NAN,
+				    -INFINITY,
+				    0 };
+	char big[64], small[8], ref[64];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		n = promql_format_value(v[i], big, sizeof(big));
+		cr_expect_eq(n, strlen(big), "length of %s", big);
+		strcpy(ref, big);
+		n = promql_format_value(v[i], small, sizeof(small));
+		cr_expect_eq(n, strlen(small));
+		cr_expect_eq(n, strlen(ref) < sizeof(small) ? strlen(ref) : sizeof(small) - 1);
+		cr_expect_eq(strncmp(small, ref, n), 0, "%s is a prefix of %s", small, ref);
+	}
+	cr_expect_eq(promql_format_value(1, big, 0), 0);
+}
+
 /* ---------------- selectors, lookback, staleness, offset ---------------- */
 
 Test(promql_eval, staleness_ported)

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "promql/ast.h"
+#include "fmtnum.h"
 #include "promql/dtoa.h"
 
 #define PQ_DEFAULT_MAX_SAMPLES 50000000UL
@@ -1878,62 +1879,70 @@ int promql_eval_range(const struct promql_engine *eng, const struct promql_expr 
  * marshalValue uses it: shortest round-trip digits, 'e' below 1e-6 and from
  * 1e21 on.
  */
-/* strlcpy: the end of promql_format_value() without snprintf's parsing. */
-static void pq_copy_out(char *buf, size_t len, const char *s)
+/* strlcpy of n bytes: the end of promql_format_value(). Returns the length written. */
+static size_t pq_copy_out(char *buf, size_t len, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	if (n >= len)
 		n = len - 1;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
+	return n;
 }
 
-void promql_format_value(double v, char *buf, size_t len)
+size_t promql_format_value(double v, char *buf, size_t len)
 {
-	char tmp[40], digits[24];
+	char tmp[40], digits[24], *base, *o;
 	int exp10, nd, i;
 	double a = fabs(v);
-	char *o;
-	bool neg;
 
 	if (!len)
-		return;
-	if (isnan(v)) {
-		snprintf(buf, len, "NaN");
-		return;
-	}
-	if (isinf(v)) {
-		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
-		return;
-	}
-	if (v == 0) {
-		snprintf(buf, len, signbit(v) ? "-0" : "0");
-		return;
-	}
-	/* Integers below 2^53 print as Go's 'f', -1 does: plain digits. */
+		return 0;
+	if (isnan(v))
+		return pq_copy_out(buf, len, "NaN", 3);
+	if (isinf(v))
+		return pq_copy_out(buf, len, v > 0 ? "+Inf" : "-Inf", 4);
+	if (v == 0)
+		return signbit(v) ? pq_copy_out(buf, len, "-0", 2) : pq_copy_out(buf, len, "0", 1);
+	/* in place when it surely fits: this runs once per point of a query answer */
+	base = o = len >= sizeof(tmp) ? buf : tmp;
+	if (v < 0)
+		*o++ = '-';
+	/* Integers below 2^53 print as Go's 'f', -1 does: plain digits, by hand. */
 	if (a < 9007199254740992.0 && v == (double)(long long)v) {
-		uint64_t u = (uint64_t)a;
+		o += fmtnum_u64(o, (uint64_t)a);
+		goto out;
+	}
+	/*
+	 * Few decimals (12.25, 99.5, 0.001234): if v is exactly the double
+	 * nearest to m / 10^k with m < 10^15, that decimal of at most 15
+	 * significant digits round-trips, and no other decimal of at most 15
+	 * digits does (DBL_DIG), so it is the shortest: print it without the
+	 * digit search (most gauges on a dashboard take this path).
+	 */
+	if (a < 1e12) {
+		bool six = a < 1e9;
+		double scale = six ? 1e6 : 1e3, m = nearbyint(a * scale);
 
-		/* by hand, not snprintf: once per point of a query answer */
-		o = tmp + sizeof(tmp);
-		*--o = '\0';
-		do {
-			*--o = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		if (v < 0)
-			*--o = '-';
-		pq_copy_out(buf, len, o);
-		return;
+		if (m >= 1 && m / scale == a) {
+			uint64_t u = (uint64_t)m;
+			/* constant divisors (multiplications), zero-padded by the leading 1 */
+			uint64_t ip = six ? u / 1000000 : u / 1000,
+				 fp = six ? u % 1000000 : u % 1000;
+			char f[8] = { 0 };
+
+			o += fmtnum_u64(o, ip);
+			*o++ = '.';
+			fmtnum_u64(f, fp + (six ? 1000000 : 1000));
+			memcpy(o, f + 1, 6);
+			o += six ? 6 : 3;
+			while (o[-1] == '0') /* fp > 0: v is not an integer */
+				o--;
+			goto out;
+		}
 	}
 	/* Shortest round-trip digits: v = 0.DIGITS x 10^point. */
-	neg = v < 0;
 	nd = dtoa_shortest(v, digits, &exp10);
 	exp10--; /* as d.ddd x 10^exp10 */
-	o = tmp;
-	if (neg)
-		*o++ = '-';
 	if (a < 1e-6 || a >= 1e21) {
 		*o++ = digits[0];
 		if (nd > 1) {
@@ -1941,8 +1950,11 @@ void promql_format_value(double v, char *buf, size_t len)
 			for (i = 1; i < nd; i++)
 				*o++ = digits[i];
 		}
-		snprintf(o, sizeof(tmp) - (size_t)(o - tmp), "e%c%02d", exp10 < 0 ? '-' : '+',
-			 exp10 < 0 ? -exp10 : exp10);
+		*o++ = 'e';
+		*o++ = exp10 < 0 ? '-' : '+';
+		if (abs(exp10) < 10) /* Go's 'e': at least two exponent digits */
+			*o++ = '0';
+		o += fmtnum_u64(o, (uint64_t)abs(exp10));
 	} else if (exp10 < 0) {
 		*o++ = '0';
 		*o++ = '.';
@@ -1950,14 +1962,17 @@ void promql_format_value(double v, char *buf, size_t len)
 			*o++ = '0';
 		for (i = 0; i < nd; i++)
 			*o++ = digits[i];
-		*o = '\0';
 	} else {
 		for (i = 0; i <= exp10 || i < nd; i++) {
 			if (i == exp10 + 1)
 				*o++ = '.';
 			*o++ = i < nd ? digits[i] : '0';
 		}
-		*o = '\0';
 	}
-	pq_copy_out(buf, len, tmp);
+out:
+	if (base == buf) {
+		*o = '\0';
+		return (size_t)(o - buf);
+	}
+	return pq_copy_out(buf, len, tmp, (size_t)(o - tmp));
 }

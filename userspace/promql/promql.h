@@ -106,7 +106,11 @@ int promql_parse_selector(const char *s, struct promql_expr **expr, struct tsdb_
  */
 int promql_restrict(struct promql_expr *e, const char *name, const char *value);
 
-/* Format v as Prometheus does in JSON ("1.5", "NaN", "+Inf", "-Inf", "1e+100"). */
-void promql_format_value(double v, char *buf, size_t len);
+/*
+ * Format v as Prometheus does in JSON ("1.5", "NaN", "+Inf", "-Inf", "1e+100")
+ * into buf (len > 0 bytes, NUL-terminated, truncated to fit). Returns the
+ * length written, without the NUL: callers that append need no strlen().
+ */
+size_t promql_format_value(double v, char *buf, size_t len);
 
 #endif /* NOVAMON_PROMQL_H */
