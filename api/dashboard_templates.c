@@ -54,6 +54,11 @@ struct dt_template {
 /* The tenant's VMs, as a one-to-one join target on vm. */
 #define DT_TENANT_VMS "max by (vm) (novamon_vm_info{tenant=\"$TENANT\"})"
 
+/*
+ * VM exits: novamon_kvm_exits_total (kvm_exit) exists on VMX/SVM hosts only;
+ * elsewhere (a paravirtual KVM such as kvm_pvm) the exits that reach
+ * userspace are what there is, hence "... or ..._userspace_exits_total".
+ */
 static const struct dt_widget dt_operations[] = {
 	{ "status", "Probes attached", "min(novamon_probe_attached)", "", 5, 3, 2, DT_OK_RED,
 	  "{\"ok_text\":\"all probes attached\",\"bad_text\":\"a probe is not attached (see /health)\"}",
@@ -73,11 +78,12 @@ static const struct dt_widget dt_operations[] = {
 	  "1 - avg by (vm) (rate(novamon_kvm_halted_seconds_total[1m]))", "percentunit", 5, 6, 4,
 	  DT_UTIL, "{\"legend\":true,\"y_min\":0,\"y_max\":1}",
 	  "[{\"label\":\"vm\",\"query\":\"1 - rate(novamon_kvm_halted_seconds_total{vm=\\\"$vm\\\"}[1m])\"},"
-	  "{\"label\":\"vcpu\",\"query\":\"sum by (reason) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m]))\"}]" },
-	{ "line", "VM exits per second by VM", "sum by (vm) (rate(novamon_kvm_exits_total[1m]))",
+	  "{\"label\":\"vcpu\",\"query\":\"sum by (reason) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m])) or sum by (reason) (rate(novamon_kvm_userspace_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m]))\"}]" },
+	{ "line", "VM exits per second by VM",
+	  "sum by (vm) (rate(novamon_kvm_exits_total[1m])) or sum by (vm) (rate(novamon_kvm_userspace_exits_total[1m]))",
 	  "exits/s", 5, 6, 4, NULL, "{\"legend\":true}",
-	  "[{\"label\":\"vm\",\"query\":\"sum by (vcpu) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\"}[1m]))\"},"
-	  "{\"label\":\"vcpu\",\"query\":\"sum by (reason) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m]))\"}]" },
+	  "[{\"label\":\"vm\",\"query\":\"sum by (vcpu) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\"}[1m])) or sum by (vcpu) (rate(novamon_kvm_userspace_exits_total{vm=\\\"$vm\\\"}[1m]))\"},"
+	  "{\"label\":\"vcpu\",\"query\":\"sum by (reason) (rate(novamon_kvm_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m])) or sum by (reason) (rate(novamon_kvm_userspace_exits_total{vm=\\\"$vm\\\",vcpu=\\\"$vcpu\\\"}[1m]))\"}]" },
 	{ "area", "Disk throughput", "sum by (device, op) (rate(novamon_block_bytes_total[1m]))",
 	  "bytes/s", 5, 6, 4, NULL, "{\"stacked\":true,\"legend\":true}", NULL },
 	{ "area", "Network throughput",
@@ -86,7 +92,8 @@ static const struct dt_widget dt_operations[] = {
 	{ "heatmap", "Block request latency",
 	  "sum by (le) (rate(novamon_block_request_duration_seconds_bucket[1m]))", "seconds", 10, 6,
 	  4, NULL, "{\"color_scheme\":\"blues\",\"bucket_label\":\"le\"}", NULL },
-	{ "table", "Busiest VMs", "topk(20, sum by (vm) (rate(novamon_kvm_exits_total[5m])))",
+	{ "table", "Busiest VMs",
+	  "topk(20, sum by (vm) (rate(novamon_kvm_exits_total[5m])) or sum by (vm) (rate(novamon_kvm_userspace_exits_total[5m])))",
 	  "exits/s", 10, 6, 4, NULL,
 	  "{\"columns\":[\"vm\",\"value\"],\"sort_by\":\"value\",\"sort_desc\":true,\"page_size\":20}",
 	  NULL },
@@ -178,6 +185,7 @@ static const struct dt_widget dt_tenant[] = {
 	  "percentunit", 10, 6, 4, DT_UTIL, "{\"y_min\":0,\"y_max\":1,\"legend\":true}", NULL },
 	{ "line", "VM exits per second by VM",
 	  "sum by (vm) (rate(novamon_kvm_exits_total[5m]) * on (vm) group_left () " DT_TENANT_VMS
+	  ") or sum by (vm) (rate(novamon_kvm_userspace_exits_total[5m]) * on (vm) group_left () " DT_TENANT_VMS
 	  ")",
 	  "exits/s", 10, 6, 4, NULL, "{\"legend\":true}", NULL },
 	{ "area", "Disk throughput by VM",

@@ -59,6 +59,8 @@ export function fmt(v, unit = '', decimals) {
 	default: {
 		const u = unit ? ` ${unit}` : '';
 		for (const [d, n] of SI) if (a >= d) return `${fixed(v / d, decimals)}${n}${u}`;
+		/* a small count reads as one: "3 VMs", not "3.00" */
+		if (Number.isInteger(v) && (decimals === undefined || decimals === null)) return `${v}${u}`;
 		return `${fixed(v, decimals)}${u}`;
 	}
 	}

@@ -50,6 +50,9 @@ test('fmt prints units', () => {
 	assert.equal(fmt(512, 'bytes'), '512 B');
 	assert.equal(fmt(0.0021, 'seconds'), '2.10 ms');
 	assert.equal(fmt(12000, 'exits/s'), '12.0k exits/s');
+	assert.equal(fmt(3, ''), '3');
+	assert.equal(fmt(3, '', 2), '3.00');
+	assert.equal(fmt(2.5, 'exits/s'), '2.50 exits/s');
 	assert.equal(fmt(NaN, 'x'), '–');
 	assert.equal(fmt(Infinity), '+Inf');
 	assert.equal(fmt(1.23456, '', 3), '1.235');
