@@ -910,6 +910,40 @@ Test(spans, sampling_to_budget_reweights_exactly_and_keeps_errors)
 	cr_assert_eq(st.synthesized[SPANS_KIND_BLOCK], got.n);
 }
 
+/*
+ * One span of budget per batch of 2000: every batch keeps one span that
+ * stands for its 2000 (systematic sampling), so no batch goes missing from
+ * the re-weighted count; a coin per candidate kept none about 1 time in e.
+ */
+Test(spans, reweighted_count_misses_no_batch_on_a_tight_budget)
+{
+	uint64_t mono = MONO0, real = REAL0;
+	struct span_cand c;
+	size_t before = 0;
+	double weighted;
+	int round, i;
+	size_t k;
+
+	fake_proc(2000, ARGV("fio\0"), false);
+	synth_start(1, false);
+	for (round = 0; round < 20; round++) {
+		mono += 50 * MS;
+		real += 50 * MS;
+		for (i = 0; i < 2000; i++) {
+			c = block_cand(2000, mono - MS, 0, 100000, 0);
+			cr_assert(span_ring__push(ring, &c));
+		}
+		spans__poll(syn, mono, real);
+		weighted = 0;
+		for (k = before; k < got.n; k++)
+			weighted += attr_d(&got.spans[k], "novamon.sample_rate");
+		cr_assert_geq(got.n - before, 1, "round %d kept no span", round);
+		cr_assert(fabs(weighted - 2000) <= 2000 * 0.01, "round %d: weighted %f of 2000",
+			  round, weighted);
+		before = got.n;
+	}
+}
+
 Test(spans, slow_spans_are_kept_over_budget)
 {
 	uint64_t mono = MONO0, real = REAL0;
@@ -1088,6 +1122,35 @@ Test(spans, process_lifecycle_spans_and_logs)
 	cr_assert_eq(memcmp(appeared->span_id, start->span_id, 8), 0);
 	cr_assert_eq(memcmp(gone->trace_id, stop->trace_id, 16), 0);
 	cr_assert_str_eq(attr(gone->attrs, gone->nattrs, "novamon.vm")->s, "new");
+}
+
+/* A VM gone before its second sighting still started: start, shutdown and both logs. */
+Test(spans, short_lived_vm_process_has_a_start)
+{
+	uint64_t mono = MONO0, real = REAL0;
+	const struct span *start, *stop;
+	size_t i, appeared = 0, gone = 0;
+
+	synth_start(1000, true);
+	spans__poll(syn, mono, real);
+	fake_proc(3000, ARGV("qemu\0-name\0guest=brief\0"), true);
+	spans__poll(syn, mono += NS, real += NS);
+	cr_assert_eq(count_spans("vm start"), 0);
+	fake_exit(3000);
+	spans__poll(syn, mono += NS, real += NS);
+	start = find_span("vm start", 0);
+	stop = find_span("vm shutdown", 0);
+	cr_assert_not_null(start);
+	cr_assert_not_null(stop);
+	cr_assert_str_eq(attr_s(start, "novamon.vm"), "brief");
+	cr_assert_eq(start->end_ns, REAL0 + NS, "ends when the VM was first seen");
+	cr_assert_leq(start->end_ns, stop->start_ns);
+	for (i = 0; i < got.nlogs; i++) {
+		appeared += !strcmp(log_event(&got.logs[i]), "vm.appeared");
+		gone += !strcmp(log_event(&got.logs[i]), "vm.disappeared");
+	}
+	cr_assert_eq(appeared, 1);
+	cr_assert_eq(gone, 1);
 }
 
 Test(spans, logq_records_reach_the_sinks_and_counters)
