@@ -34,6 +34,7 @@
 #include "spans/logq.h"
 #include "spans/span_file.h"
 #include "spans/spans.h"
+#include "spans/vmtrace.h"
 #include "store_sink.h"
 #include "system_status.h"
 #include "tick.h"
@@ -505,6 +506,8 @@ int cli_run(int argc, char **argv)
 	struct registry *reg = NULL;
 	struct capture *cap = NULL;
 	struct tick *tick = NULL;
+	/* the trace covering each VM, from the spans to the tick (exemplars) */
+	struct vmtrace *traces = NULL;
 	struct tsdb *db = NULL;
 	struct dashstore *dash_store = NULL;
 	struct http_route routes[MAX_ROUTES];
@@ -812,6 +815,8 @@ int cli_run(int argc, char **argv)
 		so.vcpu_map_fd = cap->vcpu_map_fd;
 		logq = logq__new(1024, cfg.spans_mask_personal_data);
 		so.logq = logq;
+		traces = vmtrace__new();
+		so.vmtrace = traces; /* NULL (no memory): no exemplars, spans still run */
 		if (otlp)
 			so.sinks[so.nsinks++] = (struct spans_sink){ .name = "otlp",
 								     .span = otlp_span_sink,
@@ -842,6 +847,7 @@ int cli_run(int argc, char **argv)
 		log_error("cannot start the tick: %s", strerror(errno));
 		goto out;
 	}
+	tick__set_traces(tick, traces);
 	/* Publish at once so /health answers before the first full second. */
 	tick__run(tick, now_ms());
 	while (!stop_requested) {
@@ -867,6 +873,7 @@ out:
 	logq__free(logq);
 	capture__stop(cap);
 	tick__free(tick);
+	vmtrace__free(traces); /* after both its writer (spans) and reader (tick) */
 	remote_write__stop(rw);
 	anomalies__free(an);
 	otlp__stop(otlp);

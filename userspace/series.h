@@ -25,6 +25,11 @@ struct series {
 	double value;
 	double hist_sum; /* seconds */
 	uint64_t hist[SHARD_HIST_BUCKETS];
+	/* this tick's deltas (the tick resets them), for its exemplar */
+	uint32_t vm_tgid; /* the VM process of a per-VM series; 0 none */
+	double tick_delta;
+	double tick_hist_sum;
+	uint64_t tick_hist_count;
 	char labels[];
 };
 
