@@ -23,6 +23,7 @@
 #include "fsutil.h"
 #include "dashboards.h"
 #include "dashstore.h"
+#include "exemplars.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -508,6 +509,8 @@ int cli_run(int argc, char **argv)
 	struct tick *tick = NULL;
 	/* the trace covering each VM, from the spans to the tick (exemplars) */
 	struct vmtrace *traces = NULL;
+	/* the exemplars put on the samples, for /api/v1/query_exemplars */
+	struct exemplars *exstore = NULL;
 	struct tsdb *db = NULL;
 	struct dashstore *dash_store = NULL;
 	struct http_route routes[MAX_ROUTES];
@@ -659,6 +662,16 @@ int cli_run(int argc, char **argv)
 		sinks[nsinks++] = store_sink(db);
 		if (prom_api__init(&api, db))
 			goto out;
+		if (cfg.spans_enabled && (cfg.otlp_endpoint[0] || spans_path)) {
+			/* exemplars exist when traces are exported: keep them for query_exemplars */
+			exstore = exemplars__new(cfg.spans_max_exemplars);
+			if (!exstore) {
+				log_error("cannot make the exemplar store: %s", strerror(errno));
+				goto out;
+			}
+			sinks[nsinks++] = exemplars__tick_sink(exstore);
+			api.exemplars = exstore;
+		}
 		err = prom_api__routes(&api, routes + nroutes, MAX_ROUTES - nroutes);
 		if (err < 0)
 			goto out;
@@ -874,6 +887,7 @@ out:
 	capture__stop(cap);
 	tick__free(tick);
 	vmtrace__free(traces); /* after both its writer (spans) and reader (tick) */
+	exemplars__free(exstore); /* after the HTTP server and the tick */
 	remote_write__stop(rw);
 	anomalies__free(an);
 	otlp__stop(otlp);
