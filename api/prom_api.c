@@ -1058,7 +1058,7 @@ static int prom_ex_series(void *ctx, const struct tsdb_label *labels, size_t nla
 	char num[48];
 	size_t i;
 
-	if (b->len > 1)
+	if (b->len && b->p[b->len - 1] != '[')
 		prom_buf_puts(b, ",");
 	prom_buf_puts(b, "{\"seriesLabels\":");
 	prom_buf_labels(b, labels, nlabels);
