@@ -119,7 +119,6 @@ static int exemplars_sink_set(void *ctx, const struct metric_set *set, int64_t t
 	int failed = 0;
 	size_t f, i;
 
-	(void)t_ms;
 	for (f = 0; f < set->nfamilies; f++) {
 		const struct metric_family *fam = &set->families[f];
 
@@ -127,7 +126,8 @@ static int exemplars_sink_set(void *ctx, const struct metric_set *set, int64_t t
 			const struct metric_series *s = &fam->series[i];
 			int err;
 
-			if (!s->has_exemplar)
+			/* new this tick: a series repeats its latest exemplar on later sets */
+			if (!s->has_exemplar || s->exemplar.timestamp_ms != t_ms)
 				continue;
 			err = fam->type == METRIC_HISTOGRAM ?
 				      exemplars_add_bucket(x, fam, s) :

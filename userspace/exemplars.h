@@ -39,7 +39,10 @@ struct exemplars *exemplars__free(struct exemplars *x);
 int exemplars__add(struct exemplars *x, const char *name, const char *labels,
 		   const struct metric_exemplar *ex);
 
-/* The tick sink keeping every exemplar of each published set. */
+/*
+ * The tick sink keeping the exemplars new in each published set (stamped at
+ * the set's time: the older ones a series repeats are already kept).
+ */
 struct tick_sink exemplars__tick_sink(struct exemplars *x);
 
 /* One vector selector: its matchers, ANDed (a label absent matches as ""). */

@@ -10,9 +10,11 @@
 #ifndef NOVAMON_SERIES_H
 #define NOVAMON_SERIES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "shard.h"
 
 struct series {
@@ -30,6 +32,9 @@ struct series {
 	double tick_delta;
 	double tick_hist_sum;
 	uint64_t tick_hist_count;
+	/* the latest exemplar, kept until a newer one (as client libraries do) */
+	bool has_exemplar;
+	struct metric_exemplar exemplar;
 	char labels[];
 };
 

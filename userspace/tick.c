@@ -474,7 +474,12 @@ static bool tick_exemplar(struct tick *t, const struct series *s, bool hist, int
 	return true;
 }
 
-/* Build the exported families from the cumulative series, with their exemplars. */
+/*
+ * Build the exported families from the cumulative series, with their
+ * exemplars: a series keeps its latest one (with its own timestamp) until a
+ * newer one replaces it, as client libraries do, so a scraper that missed
+ * the second it appeared still gets it; Prometheus drops the repeats.
+ */
 static int add_series_families(struct tick *t, struct metric_set *set, uint64_t now_ms)
 {
 	int64_t ts_ms = (int64_t)(now_ms - now_ms % 1000);
@@ -502,9 +507,17 @@ static int add_series_families(struct tick *t, struct metric_set *set, uint64_t 
 				     metric_family__add_value(fam, &l, s->value);
 			if (err)
 				return err;
-			if (tick_exemplar(t, s, hist, ts_ms, &ex) &&
-			    !metric_family__set_exemplar(fam, &ex))
+			if (tick_exemplar(t, s, hist, ts_ms, &ex)) {
+				s->exemplar = ex;
+				s->has_exemplar = true;
 				t->exemplars++;
+			}
+			/* kept on later samples, so that every scrape sees the latest one */
+			if (s->has_exemplar) {
+				err = metric_family__set_exemplar(fam, &s->exemplar);
+				if (err)
+					return err;
+			}
 			s->tick_delta = 0;
 			s->tick_hist_sum = 0;
 			s->tick_hist_count = 0;

@@ -152,6 +152,10 @@ Test(exemplars, sink_puts_histogram_exemplars_on_their_bucket)
 	cr_assert_eq(sink.set(sink.ctx, set, 5000), 0);
 	cr_expect_str_eq(tex_query(x, &all, 1, 0, 10000),
 			 "d_seconds_bucket{le=+Inf}:5000;d_seconds_bucket{vm=a,le=0.01}:5000;");
+	/* the next set repeats them (a series keeps its latest): not kept twice */
+	cr_assert_eq(sink.set(sink.ctx, set, 6000), 0);
+	cr_expect_str_eq(tex_query(x, &all, 1, 0, 10000),
+			 "d_seconds_bucket{le=+Inf}:5000;d_seconds_bucket{vm=a,le=0.01}:5000;");
 	metric_set__free(set);
 	exemplars__free(x);
 }
