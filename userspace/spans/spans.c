@@ -146,6 +146,7 @@ struct spans_life {
 	uint64_t shutdown_real; /* a guest shutdown began; 0 none */
 	/* the lifecycle operation running, its IDs given out early (vmtrace) */
 	char op_name[SPAN_NAME_LEN]; /* "": none */
+	uint64_t op_start;
 	uint8_t op_trace_id[16];
 	uint8_t op_span_id[8];
 };
@@ -976,6 +977,7 @@ static uint64_t proc_start_real(struct spans *s, uint32_t tgid)
 static void life_op_begin(struct spans *s, struct spans_life *l, const char *name, uint64_t start)
 {
 	copy_str(l->op_name, sizeof(l->op_name), name);
+	l->op_start = start;
 	new_id(s, l->op_trace_id, 16);
 	new_id(s, l->op_span_id, 8);
 	vmtrace__begin_op(s->o.vmtrace, l->tgid, l->op_trace_id, l->op_span_id, start);
@@ -1154,6 +1156,15 @@ static void life_refresh(struct spans *s, uint64_t prev_real)
 		if (l->tgid && l->gen != s->reg_gen) {
 			/* The process is gone. */
 			if (!l->libvirt) {
+				if (!l->announced && !strcmp(l->op_name, "vm start")) {
+					/*
+					 * Started and gone between two refreshes: its start
+					 * was given out (exemplars), so it is emitted.
+					 */
+					life_span(s, "vm start", l, "process", l->op_start,
+						  l->first_real, false);
+					life_log(s, LOGQ_EVENT_VM_APPEARED, l, true, "started");
+				}
 				life_span(s, "vm shutdown", l, "process", prev_real, s->now_real,
 					  false);
 				life_log(s, LOGQ_EVENT_VM_DISAPPEARED, l, true, "process exited");
