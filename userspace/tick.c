@@ -124,7 +124,6 @@ struct tick {
 	struct series_table *series;
 	struct taps *taps;
 	struct vmtrace *traces; /* the trace covering each VM, for exemplars; may be NULL */
-	uint64_t exemplars; /* exemplars attached so far */
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t series_expired;
@@ -510,7 +509,6 @@ static int add_series_families(struct tick *t, struct metric_set *set, uint64_t 
 			if (tick_exemplar(t, s, hist, ts_ms, &ex)) {
 				s->exemplar = ex;
 				s->has_exemplar = true;
-				t->exemplars++;
 			}
 			/* kept on later samples, so that every scrape sees the latest one */
 			if (s->has_exemplar) {
