@@ -431,7 +431,8 @@ static void http_build_health(struct http_server *srv, struct http_session *s)
 		http_session_set_const(s, published ? HTTP_BODY_OK : HTTP_BODY_STARTING);
 }
 
-static int http_build_metrics(struct http_server *srv, struct http_session *s)
+static int http_build_metrics(struct http_server *srv, struct http_session *s,
+			      enum exposition_format f)
 {
 	struct metric_set *set;
 	char *body = NULL;
@@ -439,7 +440,7 @@ static int http_build_metrics(struct http_server *srv, struct http_session *s)
 	int err;
 
 	set = metric_store__get(srv->store, NULL);
-	err = exposition_render(set, &body, &len);
+	err = exposition_render_format(set, f, &body, &len);
 	metric_store__put(srv->store, set);
 	if (err)
 		return err;
@@ -548,8 +549,15 @@ static int http_builtin(struct lws *wsi, struct http_server *srv, struct http_se
 	if (is_health) {
 		http_build_health(srv, s);
 	} else {
-		h.ctype = EXPOSITION_CONTENT_TYPE;
-		err = http_build_metrics(srv, s);
+		/* OpenMetrics (with exemplars) when the scraper asks for it, as Prometheus does */
+		char accept[512] = "";
+		enum exposition_format f;
+
+		if (lws_hdr_copy(wsi, accept, sizeof(accept), WSI_TOKEN_HTTP_ACCEPT) < 0)
+			accept[0] = '\0';
+		f = exposition_negotiate(accept);
+		h.ctype = exposition_content_type(f);
+		err = http_build_metrics(srv, s, f);
 	}
 	if (err) {
 		s->close_after = 1;

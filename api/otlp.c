@@ -51,6 +51,7 @@ typedef Opentelemetry__Proto__Metrics__V1__Gauge pb_gauge;
 typedef Opentelemetry__Proto__Metrics__V1__Histogram pb_histogram;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint pb_number_point;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint pb_histogram_point;
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar pb_exemplar;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics pb_scope_metrics;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics pb_resource_metrics;
 typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest pb_metrics_req;
@@ -458,6 +459,38 @@ static int otlp_labels(struct pb_arena *a, const char *rendered, pb_kv ***out, s
 }
 
 /*
+ * The exemplar of series s as a one-element list (in a), or NULL with *n 0
+ * when it has none. -ENOMEM when out of memory.
+ */
+static int otlp_exemplar(struct pb_arena *a, const struct metric_series *s, pb_exemplar ***out,
+			 size_t *n)
+{
+	pb_exemplar **list;
+	pb_exemplar *e;
+
+	*out = NULL;
+	*n = 0;
+	if (!s->has_exemplar)
+		return 0;
+	list = pb_arena__zalloc(a, sizeof(*list));
+	e = otlp_msg(a, &opentelemetry__proto__metrics__v1__exemplar__descriptor);
+	if (!list || !e)
+		return -ENOMEM;
+	e->has_time_unix_nano = true;
+	e->time_unix_nano = (uint64_t)s->exemplar.timestamp_ms * 1000000ull;
+	e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
+	e->as_double = s->exemplar.value;
+	e->trace_id = otlp_id(s->exemplar.trace_id, sizeof(s->exemplar.trace_id));
+	e->has_trace_id = e->trace_id.len > 0;
+	e->span_id = otlp_id(s->exemplar.span_id, sizeof(s->exemplar.span_id));
+	e->has_span_id = e->span_id.len > 0;
+	list[0] = e;
+	*out = list;
+	*n = 1;
+	return 0;
+}
+
+/*
  * Series [first, first + n) of fam as one Metric; series whose labels do
  * not parse are left out and counted in *failed. NULL when out of memory.
  */
@@ -512,6 +545,8 @@ static pb_metric *otlp_metric(struct otlp *o, struct pb_arena *a, const struct m
 			p->n_bucket_counts = fam->nbounds + 1;
 			p->explicit_bounds = (double *)fam->bounds;
 			p->n_explicit_bounds = fam->nbounds;
+			if (otlp_exemplar(a, s, &p->exemplars, &p->n_exemplars))
+				return NULL;
 			hp[k++] = p;
 		} else {
 			pb_number_point *p = otlp_msg(
@@ -528,6 +563,8 @@ static pb_metric *otlp_metric(struct otlp *o, struct pb_arena *a, const struct m
 			p->value_case =
 				OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
 			p->as_double = s->value;
+			if (otlp_exemplar(a, s, &p->exemplars, &p->n_exemplars))
+				return NULL;
 			np[k++] = p;
 		}
 	}

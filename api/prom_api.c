@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "exemplars.h"
 #include "fmtnum.h"
 #include "prom_api.h"
 #include "rx.h"
@@ -1048,6 +1049,148 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Exemplars */
+
+/* The selectors of a query_exemplars expression, each with room for the tenant's matcher. */
+struct prom_ex_sel {
+	struct exemplars_selector sel[PROM_MAX_MATCH_PARAMS];
+	struct tsdb_matcher m[PROM_MAX_MATCH_PARAMS][PROM_MAX_MATCHERS];
+	size_t n;
+	const char *tenant;
+};
+
+static int prom_ex_selector(void *ctx, const struct tsdb_matcher *m, size_t n)
+{
+	struct prom_ex_sel *xs = ctx;
+	size_t k = n + (xs->tenant ? 1 : 0);
+
+	if (xs->n == PROM_MAX_MATCH_PARAMS || k > PROM_MAX_MATCHERS)
+		return -E2BIG;
+	memcpy(xs->m[xs->n], m, n * sizeof(*m));
+	if (xs->tenant)
+		xs->m[xs->n][n] =
+			(struct tsdb_matcher){ TSDB_MATCH_EQ, PROM_TENANT_LABEL, xs->tenant };
+	xs->sel[xs->n] = (struct exemplars_selector){ .m = xs->m[xs->n], .n = k };
+	xs->n++;
+	return 0;
+}
+
+static void prom_buf_hex(struct prom_buf *b, const uint8_t *id, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char s[2];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s[0] = hex[id[i] >> 4];
+		s[1] = hex[id[i] & 15];
+		prom_buf_putn(b, s, 2);
+	}
+}
+
+/* {"seriesLabels":{...},"exemplars":[{"labels":{...},"value":"v","timestamp":t},...]} */
+static int prom_ex_series(void *ctx, const struct tsdb_label *labels, size_t nlabels,
+			  const struct metric_exemplar *const *ex, size_t nex)
+{
+	struct prom_buf *b = ctx;
+	char num[48];
+	size_t i;
+
+	if (b->len && b->p[b->len - 1] != '[')
+		prom_buf_puts(b, ",");
+	prom_buf_puts(b, "{\"seriesLabels\":");
+	prom_buf_labels(b, labels, nlabels);
+	prom_buf_puts(b, ",\"exemplars\":[");
+	for (i = 0; i < nex; i++) {
+		prom_buf_puts(b,
+			      i ? ",{\"labels\":{\"trace_id\":\"" : "{\"labels\":{\"trace_id\":\"");
+		prom_buf_hex(b, ex[i]->trace_id, sizeof(ex[i]->trace_id));
+		prom_buf_puts(b, "\",\"span_id\":\"");
+		prom_buf_hex(b, ex[i]->span_id, sizeof(ex[i]->span_id));
+		prom_buf_puts(b, "\"},\"value\":\"");
+		promql_format_value(ex[i]->value, num, sizeof(num));
+		prom_buf_puts(b, num);
+		prom_buf_puts(b, "\",\"timestamp\":");
+		prom_api_format_time(ex[i]->timestamp_ms, num, sizeof(num));
+		prom_buf_puts(b, num);
+		prom_buf_puts(b, "}");
+	}
+	prom_buf_puts(b, "]}");
+	return b->err;
+}
+
+/*
+ * GET/POST /api/v1/query_exemplars?query=&start=&end=: the exemplars of the
+ * series the expression's selectors match, in Prometheus' shape; tenants
+ * see only their series, as on every query route.
+ */
+static int prom_h_query_exemplars(const struct http_request *req, struct http_response *resp,
+				  void *ctx)
+{
+	struct prom_api *api = ctx;
+	struct prom_params *pp = malloc(sizeof(*pp));
+	struct prom_ex_sel *xs = calloc(1, sizeof(*xs));
+	struct prom_buf b = { 0 };
+	struct promql_expr *e = NULL;
+	int64_t start, end;
+	char err[512] = "";
+	int rc = -ENOMEM;
+
+	if (!pp || !xs)
+		goto out;
+	rc = 0;
+	pp->req = req;
+	pp->resp = resp;
+	if (prom_time_param(pp, "start", PROM_MIN_T, &start) ||
+	    prom_time_param(pp, "end", PROM_MAX_T, &end))
+		goto out;
+	if (end < start) {
+		http_error(
+			resp, 400, "bad_data",
+			"invalid parameter \"end\": end timestamp must not be before start time");
+		goto out;
+	}
+	rc = prom_api_param(req, "query", 0, pp->buf, sizeof(pp->buf));
+	if (rc < 0 || !pp->buf[0]) {
+		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s",
+			   rc == -E2BIG ? "too long" : "missing");
+		rc = 0;
+		goto out;
+	}
+	rc = 0;
+	e = promql_parse(pp->buf, err, sizeof(err));
+	if (!e) {
+		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s", err);
+		goto out;
+	}
+	xs->tenant = prom_tenant(req);
+	if (promql_for_each_selector(e, prom_ex_selector, xs)) {
+		http_error(resp, 400, "bad_data",
+			   "invalid parameter \"query\": too many selectors");
+		goto out;
+	}
+	prom_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+	rc = exemplars__query(api->exemplars, xs->sel, xs->n, start, end, prom_ex_series, &b);
+	if (rc == -EINVAL || rc == -E2BIG) {
+		free(b.p);
+		rc = 0;
+		http_error(resp, 400, "bad_data", "invalid parameter \"query\": bad matcher");
+		goto out;
+	}
+	if (rc) {
+		free(b.p);
+		goto out;
+	}
+	prom_buf_puts(&b, "]}");
+	rc = prom_reply(resp, &b);
+out:
+	promql_expr__free(e);
+	free(xs);
+	free(pp);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Set-up */
 
 static int prom_select(void *ctx, const struct tsdb_matcher *m, size_t nm, int64_t mint,
@@ -1082,6 +1225,8 @@ int prom_api__routes(struct prom_api *api, struct http_route *routes, size_t max
 		{ "GET", "/api/metrics/query", prom_h_simple_query, api },
 		{ "POST", "/api/metrics/query", prom_h_simple_query, api },
 		{ "GET", "/api/metrics/search", prom_h_search, api },
+		{ "GET", "/api/v1/query_exemplars", prom_h_query_exemplars, api },
+		{ "POST", "/api/v1/query_exemplars", prom_h_query_exemplars, api },
 	};
 
 	if (!api || !routes)

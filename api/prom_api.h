@@ -9,6 +9,8 @@
  *   GET/POST /api/v1/series        match[] (repeated), start, end
  *   GET/POST /api/v1/labels        match[], start, end
  *   GET      /api/v1/label/<name>/values   match[], start, end
+ *   GET/POST /api/v1/query_exemplars       query, start, end (the in-memory
+ *                                  exemplar store, userspace/exemplars.h)
  *
  * and the simple forms over the same engine:
  *
@@ -44,12 +46,15 @@
 /* Prometheus' limit on points per series of a range query. */
 #define PROM_API_MAX_POINTS 11000
 /* How many routes prom_api__routes() fills. */
-#define PROM_API_NROUTES 12
+#define PROM_API_NROUTES 14
+
+struct exemplars;
 
 struct prom_api {
 	struct tsdb *db;
 	struct promql_engine eng; /* select = tsdb__select on db */
 	int64_t (*now_ms)(void); /* NULL: the wall clock (tests set it) */
+	struct exemplars *exemplars; /* query_exemplars' store; NULL: none (empty answers) */
 };
 
 /* Point the API at db (not owned; it must outlive the HTTP server). Returns 0 or -EINVAL. */

@@ -23,6 +23,7 @@
 #include "fsutil.h"
 #include "dashboards.h"
 #include "dashstore.h"
+#include "exemplars.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,6 +35,7 @@
 #include "spans/logq.h"
 #include "spans/span_file.h"
 #include "spans/spans.h"
+#include "spans/vmtrace.h"
 #include "store_sink.h"
 #include "system_status.h"
 #include "tick.h"
@@ -505,6 +507,10 @@ int cli_run(int argc, char **argv)
 	struct registry *reg = NULL;
 	struct capture *cap = NULL;
 	struct tick *tick = NULL;
+	/* the trace covering each VM, from the spans to the tick (exemplars) */
+	struct vmtrace *traces = NULL;
+	/* the exemplars put on the samples, for /api/v1/query_exemplars */
+	struct exemplars *exstore = NULL;
 	struct tsdb *db = NULL;
 	struct dashstore *dash_store = NULL;
 	struct http_route routes[MAX_ROUTES];
@@ -656,6 +662,16 @@ int cli_run(int argc, char **argv)
 		sinks[nsinks++] = store_sink(db);
 		if (prom_api__init(&api, db))
 			goto out;
+		if (cfg.spans_enabled && (cfg.otlp_endpoint[0] || spans_path)) {
+			/* exemplars exist when traces are exported: keep them for query_exemplars */
+			exstore = exemplars__new(cfg.spans_max_exemplars);
+			if (!exstore) {
+				log_error("cannot make the exemplar store: %s", strerror(errno));
+				goto out;
+			}
+			sinks[nsinks++] = exemplars__tick_sink(exstore);
+			api.exemplars = exstore;
+		}
 		err = prom_api__routes(&api, routes + nroutes, MAX_ROUTES - nroutes);
 		if (err < 0)
 			goto out;
@@ -812,6 +828,8 @@ int cli_run(int argc, char **argv)
 		so.vcpu_map_fd = cap->vcpu_map_fd;
 		logq = logq__new(1024, cfg.spans_mask_personal_data);
 		so.logq = logq;
+		traces = vmtrace__new();
+		so.vmtrace = traces; /* NULL (no memory): no exemplars, spans still run */
 		if (otlp)
 			so.sinks[so.nsinks++] = (struct spans_sink){ .name = "otlp",
 								     .span = otlp_span_sink,
@@ -842,6 +860,7 @@ int cli_run(int argc, char **argv)
 		log_error("cannot start the tick: %s", strerror(errno));
 		goto out;
 	}
+	tick__set_traces(tick, traces);
 	/* Publish at once so /health answers before the first full second. */
 	tick__run(tick, now_ms());
 	while (!stop_requested) {
@@ -867,6 +886,8 @@ out:
 	logq__free(logq);
 	capture__stop(cap);
 	tick__free(tick);
+	vmtrace__free(traces); /* after both its writer (spans) and reader (tick) */
+	exemplars__free(exstore); /* after the HTTP server and the tick */
 	remote_write__stop(rw);
 	anomalies__free(an);
 	otlp__stop(otlp);

@@ -127,6 +127,7 @@ static const struct config_key config_spans_keys[] = {
 		   false),
 	CONFIG_INT("slow_factor", CONFIG_KIND_U32, spans_slow_factor, 1, 1000, false),
 	CONFIG_INT("vm_period_seconds", CONFIG_KIND_U32, spans_vm_period_seconds, 1, 3600, false),
+	CONFIG_INT("max_exemplars", CONFIG_KIND_U32, spans_max_exemplars, 1, 10000000, false),
 	{ .name = "mask_personal_data",
 	  .kind = CONFIG_KIND_BOOL,
 	  .off = offsetof(struct config, spans_mask_personal_data) },
@@ -256,6 +257,7 @@ void config_defaults(struct config *cfg)
 	cfg->spans_budget_per_second = 1000;
 	cfg->spans_slow_factor = 4;
 	cfg->spans_vm_period_seconds = 10;
+	cfg->spans_max_exemplars = 100000; /* EXEMPLARS_DEFAULT_MAX, Prometheus' default */
 	cfg->spans_mask_personal_data = false;
 	cfg->auth_mode = CONFIG_AUTH_AUTO;
 	cfg->auth_public_metrics = true;

@@ -153,6 +153,7 @@ struct config {
 	uint32_t spans_budget_per_second;
 	uint32_t spans_slow_factor;
 	uint32_t spans_vm_period_seconds;
+	uint32_t spans_max_exemplars; /* the exemplar store's ring (query_exemplars) */
 	bool spans_mask_personal_data;
 	/* auth: */
 	int auth_mode; /* enum config_auth_mode */

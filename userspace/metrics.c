@@ -454,6 +454,19 @@ int metric_format_double(char *buf, size_t len, double v)
 	return n;
 }
 
+int metric_family__set_exemplar(struct metric_family *fam, const struct metric_exemplar *ex)
+{
+	static const uint8_t zero[16];
+
+	if (!fam->nseries)
+		return -ENOENT;
+	if (fam->type == METRIC_GAUGE || !memcmp(ex->trace_id, zero, sizeof(zero)))
+		return -EINVAL;
+	fam->series[fam->nseries - 1].exemplar = *ex;
+	fam->series[fam->nseries - 1].has_exemplar = true;
+	return 0;
+}
+
 int metric_set__add_value(struct metric_set *set, const char *name, const char *help,
 			  enum metric_type type, const struct metric_labels *labels, double v)
 {

@@ -12,6 +12,7 @@
 #ifndef NOVAMON_METRICS_H
 #define NOVAMON_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,18 @@ enum metric_type {
 	METRIC_COUNTER,
 	METRIC_GAUGE,
 	METRIC_HISTOGRAM,
+};
+
+/*
+ * An exemplar (OpenMetrics, OTLP): one observation behind a sample and the
+ * trace that covered it. For a counter, value is the increment it saw; for a
+ * histogram, an observed value (exposition puts it on its bucket).
+ */
+struct metric_exemplar {
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	double value;
+	int64_t timestamp_ms; /* Unix ms */
 };
 
 /*
@@ -36,6 +49,8 @@ struct metric_series {
 	uint64_t *buckets;
 	double sum;
 	uint64_t count;
+	bool has_exemplar;
+	struct metric_exemplar exemplar; /* when has_exemplar */
 };
 
 struct metric_family {
@@ -105,6 +120,13 @@ int metric_family__add_value(struct metric_family *fam, const struct metric_labe
  */
 int metric_family__add_histogram(struct metric_family *fam, const struct metric_labels *labels,
 				 const uint64_t *buckets, double sum);
+
+/*
+ * Attach ex to the series fam added last (counters and histograms only:
+ * OpenMetrics has no gauge exemplars). Returns 0, -ENOENT without a series,
+ * or -EINVAL for a gauge or an all-zero trace ID.
+ */
+int metric_family__set_exemplar(struct metric_family *fam, const struct metric_exemplar *ex);
 
 /*
  * Add one counter or gauge series to family name, creating the family if

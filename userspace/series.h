@@ -10,9 +10,11 @@
 #ifndef NOVAMON_SERIES_H
 #define NOVAMON_SERIES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "shard.h"
 
 struct series {
@@ -25,6 +27,14 @@ struct series {
 	double value;
 	double hist_sum; /* seconds */
 	uint64_t hist[SHARD_HIST_BUCKETS];
+	/* this tick's deltas (the tick resets them), for its exemplar */
+	uint32_t vm_tgid; /* the VM process of a per-VM series; 0 none */
+	double tick_delta;
+	double tick_hist_sum;
+	uint64_t tick_hist_count;
+	/* the latest exemplar, kept until a newer one (as client libraries do) */
+	bool has_exemplar;
+	struct metric_exemplar exemplar;
 	char labels[];
 };
 

@@ -20,6 +20,7 @@
 #include "rings.h"
 #include "selfstat.h"
 #include "series.h"
+#include "spans/vmtrace.h"
 #include "taps.h"
 #include "tick.h"
 #include "topology.h"
@@ -122,6 +123,7 @@ struct tick {
 	struct metric_store *store;
 	struct series_table *series;
 	struct taps *taps;
+	struct vmtrace *traces; /* the trace covering each VM, for exemplars; may be NULL */
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t series_expired;
@@ -215,39 +217,47 @@ static void vcpu_label(struct tick *t, struct metric_labels *l, uint32_t tgid, u
 		metric_labels__addf(l, "vcpu", "tid-%u", tid);
 }
 
+/* vm_tgid: the VM process of a per-VM series (its exemplars' trace), or 0. */
 static struct series *series_at(struct tick *t, unsigned int family, const struct metric_labels *l,
-				uint64_t now_ms)
+				uint32_t vm_tgid, uint64_t now_ms)
 {
 	struct series *s;
 
 	if (l->truncated)
 		return NULL;
 	s = series_table__get(t->series, family, l->buf, now_ms);
-	if (s)
+	if (s) {
 		s->last_ms = now_ms;
+		s->vm_tgid = vm_tgid;
+	}
 	return s;
 }
 
 static void add_count(struct tick *t, unsigned int family, const struct metric_labels *l,
-		      double delta, uint64_t now_ms)
+		      uint32_t vm_tgid, double delta, uint64_t now_ms)
 {
-	struct series *s = series_at(t, family, l, now_ms);
+	struct series *s = series_at(t, family, l, vm_tgid, now_ms);
 
-	if (s)
+	if (s) {
 		s->value += delta;
+		s->tick_delta += delta;
+	}
 }
 
 static void add_hist(struct tick *t, unsigned int family, const struct metric_labels *l,
-		     const struct shard_val *v, uint64_t now_ms)
+		     uint32_t vm_tgid, const struct shard_val *v, uint64_t now_ms)
 {
-	struct series *s = series_at(t, family, l, now_ms);
+	struct series *s = series_at(t, family, l, vm_tgid, now_ms);
 	int b;
 
 	if (!s)
 		return;
-	for (b = 0; b < SHARD_HIST_BUCKETS; b++)
+	for (b = 0; b < SHARD_HIST_BUCKETS; b++) {
 		s->hist[b] += v->hist[b];
+		s->tick_hist_count += v->hist[b];
+	}
 	s->hist_sum += v->hist_sum / 1e9;
+	s->tick_hist_sum += v->hist_sum / 1e9;
 }
 
 /* "sda" for 8:0, from /sys/dev/block/M:m (a link to .../block/sda). */
@@ -302,18 +312,18 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 	case SHARD_KVM_USERSPACE_EXIT:
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
 		metric_labels__add(&l, "reason", kvm_userspace_exit_reason(k->a, buf, sizeof(buf)));
-		add_count(t, F_KVM_USERSPACE_EXITS, &l, v->count, now_ms);
+		add_count(t, F_KVM_USERSPACE_EXITS, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_KVM_PIO:
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
 		metric_labels__add(&l, "direction", k->b ? "write" : "read");
 		metric_labels__addf(&l, "port", "0x%x", k->a);
-		add_count(t, F_KVM_PIO, &l, v->count, now_ms);
+		add_count(t, F_KVM_PIO, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_KVM_MMIO:
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
 		metric_labels__add(&l, "direction", kvm_mmio_direction(k->a));
-		add_count(t, F_KVM_MMIO, &l, v->count, now_ms);
+		add_count(t, F_KVM_MMIO, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_KVM_EXIT: {
 		const char *reason = kvm_exit_reason(k->b, k->a, buf, sizeof(buf));
@@ -321,30 +331,30 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
 		metric_labels__add(&l, "reason", reason);
-		add_count(t, F_KVM_EXITS, &l, v->count, now_ms);
+		add_count(t, F_KVM_EXITS, &l, k->tgid, v->count, now_ms);
 		/* The histogram is per VM and reason: per vCPU would multiply buckets. */
 		metric_labels__init(&hl);
 		add_vm_labels(&hl, vm);
 		metric_labels__add(&hl, "reason", reason);
-		add_hist(t, F_KVM_EXIT_DURATION, &hl, v, now_ms);
+		add_hist(t, F_KVM_EXIT_DURATION, &hl, k->tgid, v, now_ms);
 		break;
 	}
 	case SHARD_KVM_EMULATE:
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
-		add_count(t, F_KVM_EMULATED, &l, v->count, now_ms);
+		add_count(t, F_KVM_EMULATED, &l, k->tgid, v->count, now_ms);
 		if (k->a)
-			add_count(t, F_KVM_EMULATION_FAILURES, &l, v->count, now_ms);
+			add_count(t, F_KVM_EMULATION_FAILURES, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_KVM_WAKEUP:
 		vcpu_label(t, &l, k->tgid, k->tid, k->c);
-		add_count(t, F_KVM_HALTED, &l, v->sum / 1e9, now_ms);
+		add_count(t, F_KVM_HALTED, &l, k->tgid, v->sum / 1e9, now_ms);
 		metric_labels__add(&l, "how", k->a ? "block" : "poll");
-		add_count(t, F_KVM_HALT_WAKEUPS, &l, v->count, now_ms);
+		add_count(t, F_KVM_HALT_WAKEUPS, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_SCHED_DELAY:
 		vcpu_label(t, &l, k->tgid, k->tid, KVM_VCPU_UNKNOWN);
-		add_count(t, F_VCPU_RUN_DELAY, &l, v->sum / 1e9, now_ms);
-		add_count(t, F_VCPU_RUN_DELAYS, &l, v->count, now_ms);
+		add_count(t, F_VCPU_RUN_DELAY, &l, k->tgid, v->sum / 1e9, now_ms);
+		add_count(t, F_VCPU_RUN_DELAYS, &l, k->tgid, v->count, now_ms);
 		break;
 	case SHARD_BLOCK: {
 		const char *op = block_op_name(k->c, buf, sizeof(buf));
@@ -352,17 +362,17 @@ static void merge_entry(struct tick *t, const struct shard_entry *e, uint64_t no
 		device_name(k->a, k->b, dev, sizeof(dev));
 		metric_labels__add(&l, "device", dev);
 		metric_labels__add(&l, "op", op);
-		add_count(t, F_BLOCK_REQUESTS, &l, v->count, now_ms);
-		add_count(t, F_BLOCK_BYTES, &l, v->sum, now_ms);
-		add_hist(t, F_BLOCK_DURATION, &l, v, now_ms);
+		add_count(t, F_BLOCK_REQUESTS, &l, 0, v->count, now_ms);
+		add_count(t, F_BLOCK_BYTES, &l, 0, v->sum, now_ms);
+		add_hist(t, F_BLOCK_DURATION, &l, 0, v, now_ms);
 		vm = registry__vm(t->reg, k->tgid);
 		if (vm && vm->is_kvm) {
 			metric_labels__init(&l);
 			add_vm_labels(&l, vm);
 			metric_labels__add(&l, "device", dev);
 			metric_labels__add(&l, "op", op);
-			add_count(t, F_VM_BLOCK_REQUESTS, &l, v->count, now_ms);
-			add_count(t, F_VM_BLOCK_BYTES, &l, v->sum, now_ms);
+			add_count(t, F_VM_BLOCK_REQUESTS, &l, k->tgid, v->count, now_ms);
+			add_count(t, F_VM_BLOCK_BYTES, &l, k->tgid, v->sum, now_ms);
 		}
 		break;
 	}
@@ -401,7 +411,7 @@ static void net_one(const struct net_key *key, const char *name, uint64_t packet
 	struct tick *t = c->t;
 	struct metric_labels l;
 	struct series *seen;
-	uint32_t owner;
+	uint32_t owner, vm_tgid = 0;
 	char id[48];
 
 	snprintf(id, sizeof(id), "%u/%u/%u", key->netns, key->ifindex, key->dir);
@@ -420,23 +430,59 @@ static void net_one(const struct net_key *key, const char *name, uint64_t packet
 	metric_labels__add(&l, "direction", key->dir == NET_DIR_TX ? "tx" : "rx");
 	if (key->netns != t->init_netns)
 		metric_labels__addf(&l, "netns", "%u", key->netns);
-	else if (name[0] && (owner = taps__owner(t->taps, name)))
+	else if (name[0] && (owner = taps__owner(t->taps, name))) {
 		add_vm_labels(&l, registry__vm(t->reg, owner));
+		vm_tgid = owner;
+	}
 	if (packets >= (uint64_t)seen->value && bytes >= seen->hist[0]) {
-		add_count(t, F_NET_PACKETS, &l, packets - (uint64_t)seen->value, c->now_ms);
-		add_count(t, F_NET_BYTES, &l, bytes - seen->hist[0], c->now_ms);
+		add_count(t, F_NET_PACKETS, &l, vm_tgid, packets - (uint64_t)seen->value,
+			  c->now_ms);
+		add_count(t, F_NET_BYTES, &l, vm_tgid, bytes - seen->hist[0], c->now_ms);
 	} else {
-		add_count(t, F_NET_PACKETS, &l, packets, c->now_ms);
-		add_count(t, F_NET_BYTES, &l, bytes, c->now_ms);
+		add_count(t, F_NET_PACKETS, &l, vm_tgid, packets, c->now_ms);
+		add_count(t, F_NET_BYTES, &l, vm_tgid, bytes, c->now_ms);
 	}
 	seen->value = packets;
 	seen->hist[0] = bytes;
 	seen->last_ms = c->now_ms;
 }
 
-/* Build the exported families from the cumulative series. */
-static int add_series_families(struct tick *t, struct metric_set *set)
+/*
+ * The exemplar of series s for the tick stamped ts_ms, if s is a VM's series
+ * that moved this tick and a trace covers that VM: the trace covering the
+ * last instant of the second the sample sums up (the synthesizer has long
+ * seen that instant, while the new second may not have its period yet). Its
+ * value is this tick's increment (counters) or the mean of this tick's
+ * observations (histograms).
+ */
+static bool tick_exemplar(struct tick *t, const struct series *s, bool hist, int64_t ts_ms,
+			  struct metric_exemplar *ex)
 {
+	struct vmtrace_ref ref;
+
+	if (!t->traces || !s->vm_tgid)
+		return false;
+	if (hist ? !s->tick_hist_count : !(s->tick_delta > 0))
+		return false;
+	if (!vmtrace__covering(t->traces, s->vm_tgid, (uint64_t)(ts_ms - 1) * 1000000ull, &ref))
+		return false;
+	memcpy(ex->trace_id, ref.trace_id, sizeof(ex->trace_id));
+	memcpy(ex->span_id, ref.span_id, sizeof(ex->span_id));
+	ex->value = hist ? s->tick_hist_sum / (double)s->tick_hist_count : s->tick_delta;
+	ex->timestamp_ms = ts_ms;
+	return true;
+}
+
+/*
+ * Build the exported families from the cumulative series, with their
+ * exemplars: a series keeps its latest one (with its own timestamp) until a
+ * newer one replaces it, as client libraries do, so a scraper that missed
+ * the second it appeared still gets it; Prometheus drops the repeats.
+ */
+static int add_series_families(struct tick *t, struct metric_set *set, uint64_t now_ms)
+{
+	int64_t ts_ms = (int64_t)(now_ms - now_ms % 1000);
+	struct metric_exemplar ex;
 	struct metric_family *fam;
 	struct metric_labels l;
 	struct series *s;
@@ -460,9 +506,27 @@ static int add_series_families(struct tick *t, struct metric_set *set)
 				     metric_family__add_value(fam, &l, s->value);
 			if (err)
 				return err;
+			if (tick_exemplar(t, s, hist, ts_ms, &ex)) {
+				s->exemplar = ex;
+				s->has_exemplar = true;
+			}
+			/* kept on later samples, so that every scrape sees the latest one */
+			if (s->has_exemplar) {
+				err = metric_family__set_exemplar(fam, &s->exemplar);
+				if (err)
+					return err;
+			}
+			s->tick_delta = 0;
+			s->tick_hist_sum = 0;
+			s->tick_hist_count = 0;
 		}
 	}
 	return 0;
+}
+
+void tick__set_traces(struct tick *t, struct vmtrace *traces)
+{
+	t->traces = traces;
 }
 
 static const char *const source_names[SOURCE_MAX] = {
@@ -856,7 +920,7 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	set = metric_set__new((int64_t)now_ms);
 	if (!set)
 		return -ENOMEM;
-	err = add_series_families(t, set);
+	err = add_series_families(t, set, now_ms);
 	if (!err)
 		err = add_capture_families(t, set, &events);
 	if (!err)

@@ -56,6 +56,15 @@ struct tick *tick__new(const struct config *cfg, struct capture *cap, struct reg
 		       struct metric_store *store, const struct tick_sink *sinks, size_t nsinks);
 void tick__free(struct tick *t);
 
+struct vmtrace;
+
+/*
+ * Read the trace covering each VM from traces (the span synthesizer's
+ * board, spans/vmtrace.h) to put exemplars on the VM's counter and
+ * histogram samples. NULL (the default) puts none. traces must outlive t.
+ */
+void tick__set_traces(struct tick *t, struct vmtrace *traces);
+
 /* Do one tick at wall-clock now_ms. Returns 0 or a negative errno. */
 int tick__run(struct tick *t, uint64_t now_ms);
 

@@ -17,7 +17,9 @@ a real qemu/KVM guest, and checks what arrives against what novamon observed:
           Histogram whose explicit bounds and counts are /metrics' buckets
   test_3  logs: a "capture.attach" log record
   test_4  KVM: block reads issued by a qemu guest's threads are children of a
-          "vm activity" span of that VM (skipped without a usable /dev/kvm)
+          "vm activity" span of that VM, and the VM's metric points carry
+          exemplars whose trace and span IDs are that VM's exported spans
+          (skipped without a usable /dev/kvm)
   test_5  faults: 503 + Retry-After for 3 requests, then the sink killed for
           about 5 s, then restarted on the same port: every item novamon counts
           as sent arrived, every span generated arrived once, and a request
@@ -566,6 +568,32 @@ class OtlpExport(unittest.TestCase):
                 self.assertTrue(int(p["startTimeUnixNano"]) <= int(s["startTimeUnixNano"])
                                 and int(s["endTimeUnixNano"]) <= int(p["endTimeUnixNano"]),
                                 "the VM's span covers the request")
+            # [metrics][spans] the VM's metric points carry exemplars naming its exported
+            # spans (a period still open when the guest went is exported a moment later)
+            mrecs = accepted(self.sink.records("/v1/metrics"))
+            exemplars = []
+            for _, _, m in metrics_of(mrecs):
+                kind = m.get("data")
+                if kind not in ("sum", "histogram"):
+                    continue
+                for dp in m[kind]["dataPoints"]:
+                    if attrs(dp["attributes"]).get("vm") == name:
+                        exemplars += [(m["name"], ex) for ex in dp.get("exemplars") or []]
+            log(f"{name}: {len(exemplars)} exemplars on its OTLP metric points, "
+                f"{len({ex['traceId'] for _, ex in exemplars})} traces")
+            self.assertTrue(exemplars, f"exemplars on the OTLP metric points of {name}")
+
+            def vm_spans_now():
+                got = {s[3]["spanId"]: s[3] for s in spans_of(accepted(self.sink.records("/v1/traces")))
+                       if s[3]["attrs"].get("novamon.vm") == name}
+                return got if all(ex["spanId"] in got for _, ex in exemplars) else None
+            vm_spans = wait_for("the spans the exemplars name", vm_spans_now, 30)
+            vm_traces = {s["traceId"] for s in vm_spans.values()}
+            for mname, ex in exemplars:
+                self.assertIn(ex["traceId"], vm_traces, f"{mname}: exemplar trace of {name} exported")
+                self.assertEqual(vm_spans[ex["spanId"]]["traceId"], ex["traceId"])
+                self.assertGreater(int(ex["timeUnixNano"]), 0)
+                self.assertGreater(float(ex.get("asDouble", 0)), 0)
             vm_logs = [lr for _, _, lr in logs_of(accepted(self.sink.records("/v1/logs")))
                        if lr["attrs"].get("novamon.event") == "vm.appeared"
                        and (name in json.dumps(lr["attrs"]) or name in str(any_value(lr["body"])))]

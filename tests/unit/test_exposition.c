@@ -4,6 +4,7 @@
  * gauges and histograms, escaping, and float formatting.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,4 +261,125 @@ Test(exposition, promtool_accepts)
 	unlink(path);
 	free(out);
 	metric_set__free(set);
+}
+
+/* OpenMetrics rendering of set (freed), compared with want. */
+static void test_expo_check_om(struct metric_set *set, const char *want)
+{
+	char *out = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(exposition_render_format(set, EXPOSITION_OPENMETRICS, &out, &len), 0);
+	cr_assert_eq(len, strlen(out));
+	cr_assert_str_eq(out, want);
+	free(out);
+	metric_set__free(set);
+}
+
+static const struct metric_exemplar test_expo_ex = {
+	.trace_id = { 0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e,
+		      0x0e, 0x47, 0x36 },
+	.span_id = { 0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7 },
+	.value = 3,
+	.timestamp_ms = 1700000000123,
+};
+
+Test(exposition, openmetrics_counter_total_and_exemplar)
+{
+	struct metric_set *set = metric_set__new(0);
+	struct metric_family *fam;
+	struct metric_labels l;
+
+	fam = metric_set__family(set, "novamon_vm_block_requests_total", "Say \"hi\"\\",
+				 METRIC_COUNTER, NULL, 0);
+	metric_labels__init(&l);
+	metric_labels__add(&l, "vm", "web-1");
+	cr_assert_eq(metric_family__add_value(fam, &l, 12), 0);
+	cr_assert_eq(metric_family__set_exemplar(fam, &test_expo_ex), 0);
+	metric_labels__init(&l);
+	metric_labels__add(&l, "vm", "db");
+	cr_assert_eq(metric_family__add_value(fam, &l, 0), 0);
+	/* a counter not named *_total keeps its name: typed unknown */
+	fam = metric_set__family(set, "odd_counter", "odd", METRIC_COUNTER, NULL, 0);
+	cr_assert_eq(metric_family__add_value(fam, NULL, 1), 0);
+	fam = metric_set__family(set, "g", "g", METRIC_GAUGE, NULL, 0);
+	cr_assert_eq(metric_family__add_value(fam, NULL, 2), 0);
+	cr_assert_eq(metric_family__set_exemplar(fam, &test_expo_ex), -EINVAL);
+	test_expo_check_om(
+		set,
+		"# HELP novamon_vm_block_requests Say \\\"hi\\\"\\\\\n"
+		"# TYPE novamon_vm_block_requests counter\n"
+		"novamon_vm_block_requests_total{vm=\"web-1\"} 12 # "
+		"{trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 3 "
+		"1700000000.123\n"
+		"novamon_vm_block_requests_total{vm=\"db\"} 0\n"
+		"# HELP odd_counter odd\n# TYPE odd_counter unknown\nodd_counter 1\n"
+		"# HELP g g\n# TYPE g gauge\ng 2\n"
+		"# EOF\n");
+}
+
+Test(exposition, openmetrics_histogram_exemplar_on_its_bucket)
+{
+	struct metric_set *set = metric_set__new(0);
+	struct metric_family *fam;
+	struct metric_exemplar ex = test_expo_ex;
+	struct metric_labels l;
+	uint64_t buckets[] = { 1, 0, 2, 0, 1 };
+
+	fam = metric_set__family(set, "d_seconds", "d", METRIC_HISTOGRAM, test_expo_bounds, 4);
+	metric_labels__init(&l);
+	metric_labels__add(&l, "vm", "a");
+	cr_assert_eq(metric_family__add_histogram(fam, &l, buckets, 1.5), 0);
+	ex.value = 0.05;
+	cr_assert_eq(metric_family__set_exemplar(fam, &ex), 0);
+	test_expo_check_om(
+		set,
+		"# HELP d_seconds d\n# TYPE d_seconds histogram\n"
+		"d_seconds_bucket{vm=\"a\",le=\"0.001\"} 1\n"
+		"d_seconds_bucket{vm=\"a\",le=\"0.01\"} 1\n"
+		"d_seconds_bucket{vm=\"a\",le=\"0.1\"} 3 # "
+		"{trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 0.05 "
+		"1700000000.123\n"
+		"d_seconds_bucket{vm=\"a\",le=\"1\"} 3\n"
+		"d_seconds_bucket{vm=\"a\",le=\"+Inf\"} 4\n"
+		"d_seconds_sum{vm=\"a\"} 1.5\n"
+		"d_seconds_count{vm=\"a\"} 4\n"
+		"# EOF\n");
+}
+
+Test(exposition, classic_text_has_no_exemplars)
+{
+	struct metric_set *set = metric_set__new(0);
+	struct metric_family *fam;
+
+	fam = metric_set__family(set, "c_total", "c", METRIC_COUNTER, NULL, 0);
+	cr_assert_eq(metric_family__add_value(fam, NULL, 5), 0);
+	cr_assert_eq(metric_family__set_exemplar(fam, &test_expo_ex), 0);
+	test_expo_check(set, "# HELP c_total c\n# TYPE c_total counter\nc_total 5\n");
+}
+
+Test(exposition, negotiate)
+{
+	/* Prometheus 2.42's scrape Accept header */
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text;version=1.0.0,"
+					  "application/openmetrics-text;version=0.0.1;q=0.75,"
+					  "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+		     EXPOSITION_OPENMETRICS);
+	cr_assert_eq(exposition_negotiate(NULL), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate(""), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("*/*"), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("text/plain;version=0.0.4"), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text"), EXPOSITION_OPENMETRICS);
+	cr_assert_eq(exposition_negotiate("Application/OpenMetrics-Text; version=1.0.0; q=0.9, "
+					  "text/plain; q=0.5"),
+		     EXPOSITION_OPENMETRICS);
+	/* text preferred, an unknown version, q=0, junk */
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text;q=0.4,text/plain"),
+		     EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text;version=2.0.0"),
+		     EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text;q=0"), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate("application/openmetrics-text;q=abc"), EXPOSITION_TEXT);
+	cr_assert_eq(exposition_negotiate(",,;;=,application/openmetrics-text;=;q"),
+		     EXPOSITION_OPENMETRICS);
 }

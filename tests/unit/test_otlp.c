@@ -326,6 +326,27 @@ Test(otlp, logs_without_gzip)
 	otlp__stop(e);
 }
 
+static const struct metric_exemplar tot_exemplar = {
+	.trace_id = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 },
+	.span_id = { 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 0x10, 0x11 },
+	.value = 0.25,
+	.timestamp_ms = 1700000001000,
+};
+
+/* The exemplar on a data point: tot_exemplar, with its IDs as bytes. */
+static void tot_expect_exemplar(Opentelemetry__Proto__Metrics__V1__Exemplar **ex, size_t n)
+{
+	cr_assert_eq(n, 1);
+	cr_expect_eq(ex[0]->time_unix_nano, 1700000001000000000ull);
+	cr_expect_eq(ex[0]->value_case,
+		     OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE);
+	cr_expect_eq(ex[0]->as_double, 0.25);
+	cr_assert_eq(ex[0]->trace_id.len, 16);
+	cr_expect_arr_eq(ex[0]->trace_id.data, tot_exemplar.trace_id, 16);
+	cr_assert_eq(ex[0]->span_id.len, 8);
+	cr_expect_arr_eq(ex[0]->span_id.data, tot_exemplar.span_id, 8);
+}
+
 static struct metric_set *tot_metric_set(void)
 {
 	static const double bounds[] = { 0.1, 1 };
@@ -341,6 +362,7 @@ static struct metric_set *tot_metric_set(void)
 	metric_labels__add(&l, "device", "vda");
 	metric_labels__add(&l, "op", "read \"x\"");
 	cr_assert_eq(metric_family__add_value(f, &l, 42), 0);
+	cr_assert_eq(metric_family__set_exemplar(f, &tot_exemplar), 0);
 	metric_labels__init(&l);
 	metric_labels__add(&l, "device", "vdb");
 	metric_labels__add(&l, "op", "write");
@@ -352,6 +374,7 @@ static struct metric_set *tot_metric_set(void)
 	metric_labels__init(&l);
 	metric_labels__add(&l, "device", "vda");
 	cr_assert_eq(metric_family__add_histogram(f, &l, buckets, 4.5), 0);
+	cr_assert_eq(metric_family__set_exemplar(f, &tot_exemplar), 0);
 	return set;
 }
 
@@ -398,6 +421,8 @@ Test(otlp, metrics_as_sums_gauges_histograms)
 	cr_expect_str_eq(np->attributes[0]->key, "device");
 	cr_expect_str_eq(np->attributes[0]->value->string_value, "vda");
 	cr_expect_str_eq(np->attributes[1]->value->string_value, "read \"x\"");
+	tot_expect_exemplar(np->exemplars, np->n_exemplars);
+	cr_expect_eq(m->sum->data_points[1]->n_exemplars, 0);
 
 	m = sm->metrics[1];
 	cr_expect_str_eq(m->name, "novamon_vms");
@@ -422,6 +447,7 @@ Test(otlp, metrics_as_sums_gauges_histograms)
 	cr_expect_eq(hp->bucket_counts[0], 1);
 	cr_expect_eq(hp->bucket_counts[2], 3);
 	cr_expect_eq(hp->start_time_unix_nano, 1700000000000000000ull);
+	tot_expect_exemplar(hp->exemplars, hp->n_exemplars);
 	opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
 		req, NULL);
 	metric_set__free(set);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "exemplars.h"
 #include "prom_api.h"
 #include "promql/ast.h"
 #include "tsdb/tsdb.h"
@@ -104,6 +105,7 @@ Test(promql_tenant, subqueries_do_not_parse)
 /* ---------------- the query API with a tenant's principal ---------------- */
 
 static struct tsdb *tt_db;
+static struct exemplars *tt_ex;
 static struct prom_api tt_api;
 static struct http_route tt_routes[PROM_API_NROUTES];
 
@@ -128,6 +130,13 @@ static void tt_add(const char *name, const char *tenant, const char *vm, double 
 		cr_assert_eq(tsdb__append(tt_db, l, tenant[0] ? 3 : 2, TT_T0 + t, v), 0);
 }
 
+static const struct metric_exemplar tt_exemplar = {
+	.trace_id = { 0xaa, 1 },
+	.span_id = { 0xbb, 2 },
+	.value = 1,
+	.timestamp_ms = TT_T0 + 1000,
+};
+
 static void tt_setup(void)
 {
 	struct tsdb_opts opts = { 0 };
@@ -143,12 +152,24 @@ static void tt_setup(void)
 	tt_add("cpu_seconds_total", "B", "b1", 40);
 	tt_add("secret_b_only", "B", "b1", 7);
 	tt_add("host_load", "", "host", 3);
+	/* an exemplar on a series of each tenant and on the host's */
+	tt_ex = exemplars__new(16);
+	cr_assert_not_null(tt_ex);
+	tt_api.exemplars = tt_ex;
+	cr_assert_eq(exemplars__add(tt_ex, "cpu_seconds_total", "tenant=\"A\",vm=\"a1\"",
+				    &tt_exemplar),
+		     0);
+	cr_assert_eq(exemplars__add(tt_ex, "cpu_seconds_total", "tenant=\"B\",vm=\"b1\"",
+				    &tt_exemplar),
+		     0);
+	cr_assert_eq(exemplars__add(tt_ex, "host_load", "vm=\"host\"", &tt_exemplar), 0);
 }
 
 static void tt_teardown(void)
 {
 	tsdb__close(tt_db);
 	tt_db = NULL;
+	tt_ex = exemplars__free(tt_ex);
 }
 
 TestSuite(promql_tenant_api, .init = tt_setup, .fini = tt_teardown);
@@ -217,6 +238,10 @@ Test(promql_tenant_api, a_tenant_sees_only_its_series)
 		{ "/api/v1/label/tenant/values", "match[]=%7Btenant%3D%22B%22%7D" },
 		{ "/api/metrics/search", "" },
 		{ "/api/metrics/search", "regex=secret.*" },
+		{ "/api/v1/query_exemplars", "query=%7B__name__%3D~%22.%2B%22%7D" },
+		{ "/api/v1/query_exemplars", "query=cpu_seconds_total%7Btenant%3D%22B%22%7D" },
+		{ "/api/v1/query_exemplars",
+		  "query=rate(cpu_seconds_total%5B1m%5D)%20or%20host_load" },
 	};
 	size_t i;
 
@@ -251,11 +276,30 @@ Test(promql_tenant_api, results_are_the_tenants)
 	cr_assert_eq(tt_get(&tt_alice, "/api/metrics/search", "", &body), 200);
 	cr_expect(strstr(body, "cpu_seconds_total") && strstr(body, "a2"), "%s", body);
 	free(body);
+	cr_assert_eq(tt_get(&tt_alice, "/api/v1/query_exemplars",
+			    "query=%7B__name__%3D~%22.%2B%22%7D", &body),
+		     200);
+	cr_expect_str_eq(
+		body,
+		"{\"status\":\"success\",\"data\":[{\"seriesLabels\":{\"__name__\":\"cpu_seconds_total\","
+		"\"tenant\":\"A\",\"vm\":\"a1\"},\"exemplars\":[{\"labels\":{\"trace_id\":"
+		"\"aa010000000000000000000000000000\",\"span_id\":\"bb02000000000000\"},\"value\":\"1\","
+		"\"timestamp\":1700000001}]}]}");
+	free(body);
 }
 
 /* Admins and requests without auth see everything. */
 Test(promql_tenant_api, admin_and_no_auth_see_all)
 {
+	char *xbody = NULL;
+
+	cr_assert_eq(tt_get(&tt_root, "/api/v1/query_exemplars", "query=%7Bvm%3D~%22.%2B%22%7D",
+			    &xbody),
+		     200);
+	cr_expect(strstr(xbody, "\"b1\"") && strstr(xbody, "\"a1\"") && strstr(xbody, "host_load"),
+		  "%s", xbody);
+	free(xbody);
+
 	char *body = NULL;
 
 	cr_assert_eq(tt_get(&tt_root, "/api/v1/query", "query=sum(cpu_seconds_total)", &body), 200);

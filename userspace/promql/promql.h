@@ -106,6 +106,16 @@ int promql_parse_selector(const char *s, struct promql_expr **expr, struct tsdb_
  */
 int promql_restrict(struct promql_expr *e, const char *name, const char *value);
 
+typedef int (*promql_selector_fn)(void *ctx, const struct tsdb_matcher *m, size_t n);
+
+/*
+ * Call fn for every vector selector of e (also inside range selectors,
+ * functions, aggregations and binary operations) with its matchers, in
+ * the expression's order (userspace/promql/selectors.c; query_exemplars).
+ * Returns 0 or fn's first non-zero return, which stops the walk.
+ */
+int promql_for_each_selector(const struct promql_expr *e, promql_selector_fn fn, void *ctx);
+
 /*
  * Format v as Prometheus does in JSON ("1.5", "NaN", "+Inf", "-Inf", "1e+100")
  * into buf (len > 0 bytes, NUL-terminated, truncated to fit). Returns the

@@ -46,6 +46,7 @@
 #include "probes/probes.h"
 #include "registry.h"
 #include "spans.h"
+#include "vmtrace.h"
 #include "worker.h"
 
 #define SPANS_BATCH 16384 /* candidates; a round of up to 330K/s at 50 ms is one batch */
@@ -143,6 +144,11 @@ struct spans_life {
 	uint64_t counts[LC_MAX]; /* libvirt's cumulative counts */
 	uint64_t pending[LC_MAX]; /* new this refresh */
 	uint64_t shutdown_real; /* a guest shutdown began; 0 none */
+	/* the lifecycle operation running, its IDs given out early (vmtrace) */
+	char op_name[SPAN_NAME_LEN]; /* "": none */
+	uint64_t op_start;
+	uint8_t op_trace_id[16];
+	uint8_t op_span_id[8];
 };
 
 struct spans {
@@ -570,6 +576,9 @@ static void period_open(struct spans *s, struct spans_vm *e, uint64_t idx)
 	new_id(s, e->span_id, 8);
 	e->candidates = e->children = e->block_requests = e->block_bytes = e->last_end = 0;
 	s->open_periods++;
+	if (e->is_vm)
+		vmtrace__set_period(s->o.vmtrace, e->tgid, e->trace_id, e->span_id,
+				    (idx - 1) * period_ns(s), idx * period_ns(s));
 }
 
 /*
@@ -973,10 +982,37 @@ static uint64_t proc_start_real(struct spans *s, uint32_t tgid)
 	return boot_real + ticks * (NS_PER_S / (uint64_t)hz);
 }
 
-static void life_span(struct spans *s, const char *name, const struct spans_life *l,
-		      const char *source, uint64_t start, uint64_t end, bool error)
+/*
+ * Operation name of l begins at start: its span's IDs are drawn now and
+ * published on the vmtrace board, so that the VM's samples while it runs
+ * point at it; life_span() of the same name emits the span with them.
+ */
+static void life_op_begin(struct spans *s, struct spans_life *l, const char *name, uint64_t start)
+{
+	copy_str(l->op_name, sizeof(l->op_name), name);
+	l->op_start = start;
+	new_id(s, l->op_trace_id, 16);
+	new_id(s, l->op_span_id, 8);
+	vmtrace__begin_op(s->o.vmtrace, l->tgid, l->op_trace_id, l->op_span_id, start);
+}
+
+/* The span being built is l's running operation name: give it the published IDs. */
+static void life_op_end(struct spans *s, struct spans_life *l, const char *name, struct span *sp)
+{
+	if (!l->op_name[0] || strcmp(l->op_name, name))
+		return;
+	memcpy(sp->trace_id, l->op_trace_id, 16);
+	memcpy(sp->span_id, l->op_span_id, 8);
+	l->op_name[0] = '\0';
+	vmtrace__end_op(s->o.vmtrace, l->tgid);
+}
+
+static void life_span(struct spans *s, const char *name, struct spans_life *l, const char *source,
+		      uint64_t start, uint64_t end, bool error)
 {
 	struct span *sp = span_begin(s, name, NULL, NULL, start, end);
+
+	life_op_end(s, l, name, sp);
 
 	ATTR_STR(sp, "novamon.vm", l->name);
 	if (l->uuid[0])
@@ -1063,6 +1099,7 @@ static void life_apply_libvirt(struct spans *s, struct spans_life *l)
 			break;
 		case LC_SHUTDOWN:
 			l->shutdown_real = now;
+			life_op_begin(s, l, "vm shutdown", now);
 			break;
 		case LC_STOPPED:
 			if (l->shutdown_real)
@@ -1132,25 +1169,24 @@ static void life_refresh(struct spans *s, uint64_t prev_real)
 		if (l->tgid && l->gen != s->reg_gen) {
 			/* The process is gone. */
 			if (!l->libvirt) {
-				if (!l->announced && s->refreshed_once) {
-					/* gone before its second sighting: it still started */
-					uint64_t start = l->proc_start_real &&
-									 l->proc_start_real <
-										 l->first_real ?
-								 l->proc_start_real :
-								 l->first_real;
-
-					life_span(s, "vm start", l, "process", start, l->first_real,
-						  false);
+				if (!l->announced && !strcmp(l->op_name, "vm start")) {
+					/*
+					 * Started and gone between two refreshes: its start
+					 * was given out (exemplars), so it is emitted.
+					 */
+					life_span(s, "vm start", l, "process", l->op_start,
+						  l->first_real, false);
 					life_log(s, LOGQ_EVENT_VM_APPEARED, l, true, "started");
 				}
 				life_span(s, "vm shutdown", l, "process", prev_real, s->now_real,
 					  false);
 				life_log(s, LOGQ_EVENT_VM_DISAPPEARED, l, true, "process exited");
+				vmtrace__forget(s->o.vmtrace, l->tgid);
 				life_remove(s, l);
 				i--;
 				continue;
 			}
+			vmtrace__forget(s->o.vmtrace, l->tgid);
 			l->tgid = 0;
 			continue;
 		}
@@ -1160,6 +1196,12 @@ static void life_refresh(struct spans *s, uint64_t prev_real)
 			/* Running before we started: no start to show. */
 			life_log(s, LOGQ_EVENT_VM_APPEARED, l, false, "running");
 			l->announced = true;
+		} else if (l->sightings == 1) {
+			/* Starting: "vm start" is emitted at the next sighting. */
+			life_op_begin(s, l, "vm start",
+				      l->proc_start_real && l->proc_start_real < l->first_real ?
+					      l->proc_start_real :
+					      l->first_real);
 		} else if (l->sightings >= 2) {
 			uint64_t start = l->proc_start_real && l->proc_start_real < l->first_real ?
 						 l->proc_start_real :

@@ -47,6 +47,7 @@
 
 struct config;
 struct logq;
+struct vmtrace;
 struct workers;
 
 /* Where finished spans and log records go. Called on the synthesizer's thread. */
@@ -69,6 +70,7 @@ struct spans_opts {
 	struct span_ring_params ring; /* the workers' rings; storm_factor 0: slow_factor */
 	struct workers *workers; /* their rings are enabled and drained; may be NULL */
 	struct logq *logq; /* drained to the sinks; may be NULL */
+	struct vmtrace *vmtrace; /* told the span covering each VM now; may be NULL */
 	const char *proc_root; /* NULL: "/proc" */
 	const char *sys_root; /* device names under <sys_root>/dev/block; NULL: "/sys" */
 	const char *libvirt_uri; /* NULL: the registry's default */
