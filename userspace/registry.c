@@ -896,6 +896,8 @@ int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, 
 #define REGISTRY_JOB_SCAN_MS 5000
 /* Domains with an active job polled every refresh; more wait for the scan. */
 #define REGISTRY_JOB_MAX 256
+/* Domains whose last completed job statistics are remembered. */
+#define REGISTRY_JOB_SEEN 64
 /* Job observations kept from one refresh; more are dropped. */
 #define REGISTRY_JOB_OBS_MAX 1024
 /* Lifecycle events queued between two refreshes; more are dropped. */
@@ -958,6 +960,16 @@ struct registry_job {
 	char uuid[VIR_UUID_STRING_BUFLEN]; /* "" when unknown */
 };
 
+/*
+ * The last completed statistics seen of a domain (job-completed event, or
+ * read when a job ended): libvirt keeps them after a job that ends with
+ * none of its own (a cancelled migration), which must not be given them.
+ */
+struct registry_job_seen {
+	char name[sizeof(((struct vm_info *)0)->name)];
+	struct vm_job_stats st;
+};
+
 /* Cumulative lifecycle counts of one VM (by domain name). */
 struct registry_lc_vm {
 	char name[sizeof(((struct vm_info *)0)->name)];
@@ -986,6 +998,8 @@ struct registry_virt {
 	size_t jobs_cap;
 	uint64_t job_scan_ms; /* next poll of every active domain for a job */
 	bool track_jobs; /* a copy of the registry's, for the drain */
+	struct registry_job_seen seen[REGISTRY_JOB_SEEN]; /* a ring */
+	size_t seen_next;
 	struct vm_job_obs *obs; /* the last refresh's job observations */
 	size_t nobs;
 	size_t obs_cap;
@@ -1455,9 +1469,10 @@ static uint8_t registry_lc_job(int event, int detail)
 {
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		if (detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ||
-		    detail == VIR_DOMAIN_EVENT_STARTED_RESTORED)
+		if (detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED)
 			return VM_JOB_LC_INCOMING;
+		if (detail == VIR_DOMAIN_EVENT_STARTED_RESTORED)
+			return VM_JOB_LC_RESTORED;
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		if (detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
@@ -1536,6 +1551,7 @@ static void registry_job_watch(struct registry_virt *v, const char *name, const 
 			v->jobs_cap = ncap;
 		}
 		j = &v->jobs[v->njobs++];
+		memset(j, 0, sizeof(*j));
 		registry_copy(j->name, sizeof(j->name), name, strlen(name));
 	}
 	registry_copy(j->uuid, sizeof(j->uuid), uuid, strlen(uuid));
@@ -1553,6 +1569,9 @@ static void registry_job_unwatch(struct registry_virt *v, const char *name)
  * A queued job event (iteration, completion, job-related lifecycle event)
  * as an observation; the domain is polled from now on until its job ends.
  */
+static bool registry_job_fresh(struct registry_virt *v, const char *name,
+			       const struct vm_job_stats *st);
+
 static void registry_job_event(struct registry_virt *v, const struct registry_lc_event *e)
 {
 	struct vm_job_obs *o;
@@ -1578,10 +1597,11 @@ static void registry_job_event(struct registry_virt *v, const struct registry_lc
 		o->iteration = e->iteration;
 		o->stats = e->stats;
 	}
-	if (kind == VM_JOB_OBS_COMPLETED)
+	if (kind == VM_JOB_OBS_COMPLETED) {
+		registry_job_fresh(v, e->name, &e->stats);
 		registry_job_unwatch(v, e->name);
-	else if (kind == VM_JOB_OBS_ITERATION ||
-		 (o && (o->lc == VM_JOB_LC_INCOMING || o->lc == VM_JOB_LC_PAUSED)))
+	} else if (kind == VM_JOB_OBS_ITERATION ||
+		   (o && (o->lc == VM_JOB_LC_INCOMING || o->lc == VM_JOB_LC_PAUSED)))
 		registry_job_watch(v, e->name, e->uuid);
 }
 
@@ -1591,10 +1611,50 @@ static void registry_job_event(struct registry_virt *v, const struct registry_lc
  * _GONE, with the completed job's statistics if libvirt kept them (not
  * removed: other clients may want them too).
  */
+/* The statistics libvirt keeps of dom's last completed job (type NONE: none). */
+static void registry_job_completed(virDomainPtr dom, struct vm_job_stats *st)
+{
+	virTypedParameterPtr params = NULL;
+	int type = VIR_DOMAIN_JOB_NONE, n = 0;
+
+	if (virDomainGetJobStats(dom, &type, &params, &n,
+				 VIR_DOMAIN_JOB_STATS_COMPLETED |
+					 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0)
+		type = VIR_DOMAIN_JOB_NONE;
+	registry_job_parse(type, params, n, st);
+	virTypedParamsFree(params, n);
+}
+
+/*
+ * Are st, completed statistics of name, new? Remembers them: the next call
+ * with the same ones says no.
+ */
+static bool registry_job_fresh(struct registry_virt *v, const char *name,
+			       const struct vm_job_stats *st)
+{
+	struct registry_job_seen *e = NULL;
+	size_t i;
+
+	for (i = 0; i < REGISTRY_JOB_SEEN && !e; i++)
+		if (!strcmp(v->seen[i].name, name))
+			e = &v->seen[i];
+	if (e && e->st.op == st->op && e->st.elapsed_ms == st->elapsed_ms &&
+	    e->st.data_processed == st->data_processed && e->st.mem_processed == st->mem_processed)
+		return false;
+	if (!e) {
+		e = &v->seen[v->seen_next];
+		v->seen_next = (v->seen_next + 1) % REGISTRY_JOB_SEEN;
+		registry_copy(e->name, sizeof(e->name), name, strlen(name));
+	}
+	e->st = *st;
+	return true;
+}
+
 static void registry_job_poll(struct registry_virt *v, virDomainPtr dom, const char *name,
 			      const char *uuid, uint64_t now_ms)
 {
-	bool watched = registry_job_find(v, name) != NULL;
+	struct registry_job *j = registry_job_find(v, name);
+	bool watched = j != NULL;
 	virTypedParameterPtr params = NULL;
 	struct vm_job_obs *o;
 	int type = VIR_DOMAIN_JOB_NONE, n = 0;
@@ -1604,8 +1664,11 @@ static void registry_job_poll(struct registry_virt *v, virDomainPtr dom, const c
 		 * Only a domain that is gone ends the job: a destination host
 		 * refuses statistics of an incoming migration until it is over.
 		 */
-		if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN)
+		if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+			log_debug("registry: no job statistics of %s: %s", name,
+				  virGetLastErrorMessage());
 			goto out;
+		}
 		dom = NULL;
 	}
 	if (dom && type != VIR_DOMAIN_JOB_NONE) {
@@ -1617,18 +1680,20 @@ static void registry_job_poll(struct registry_virt *v, virDomainPtr dom, const c
 	}
 	if (!watched)
 		goto out;
-	virTypedParamsFree(params, n);
-	params = NULL;
-	n = 0;
-	if (dom && virDomainGetJobStats(dom, &type, &params, &n,
-					VIR_DOMAIN_JOB_STATS_COMPLETED |
-						VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0)
-		type = VIR_DOMAIN_JOB_NONE;
 	o = registry_job_obs(v, name, uuid, VM_JOB_OBS_GONE, now_ms);
-	if (o)
-		registry_job_parse(type, params, n, &o->stats);
+	if (o) {
+		if (dom)
+			registry_job_completed(dom, &o->stats);
+		else
+			o->stats.result = VM_JOB_UNKNOWN;
+		if (o->stats.result != VM_JOB_UNKNOWN && !registry_job_fresh(v, name, &o->stats)) {
+			memset(&o->stats, 0, sizeof(o->stats));
+			o->stats.result = VM_JOB_UNKNOWN;
+		}
+		log_debug("registry: job of %s over (%s statistics)", name,
+			  o->stats.result == VM_JOB_UNKNOWN ? "no" : "with");
+	}
 	registry_job_unwatch(v, name);
-	log_debug("registry: job of %s over (completed job type %d)", name, type);
 out:
 	virTypedParamsFree(params, n);
 }

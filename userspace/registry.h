@@ -169,7 +169,8 @@ struct vm_job_stats {
 /* What a job-related lifecycle event (VM_JOB_OBS_LIFECYCLE) says. */
 enum vm_job_lc {
 	VM_JOB_LC_NONE = 0,
-	VM_JOB_LC_INCOMING, /* started for an incoming migration or a restore */
+	VM_JOB_LC_INCOMING, /* started for an incoming migration */
+	VM_JOB_LC_RESTORED, /* started from a saved state file (the restore is over) */
 	VM_JOB_LC_PAUSED, /* paused for migration (stop-and-copy) or post-copy */
 	VM_JOB_LC_RESUMED, /* resumed after migration (or into post-copy) */
 	VM_JOB_LC_STOPPED, /* stopped: migrated away, or saved */

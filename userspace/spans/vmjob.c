@@ -54,6 +54,10 @@
  * the destination, and its job-completed event comes after.
  */
 #define VMJOB_GONE_GRACE_NS (5000 * NS_PER_MS)
+/* Clock differences tolerated between libvirt's elapsed time and ours. */
+#define VMJOB_SLACK_NS (2000 * NS_PER_MS)
+/* A job-completed event this soon after its job ended (at a poll) is that job's. */
+#define VMJOB_DONE_KEEP_NS (30000 * NS_PER_MS)
 
 struct vmjob_iter {
 	uint64_t n;
@@ -66,6 +70,8 @@ struct vmjob_iter {
 
 struct vmjob_one {
 	bool used;
+	bool done; /* ended at done_ns; kept to recognize a late job-completed event */
+	uint64_t done_ns;
 	char name[128];
 	char uuid[40];
 	uint8_t op; /* enum vm_job_op */
@@ -121,19 +127,39 @@ static struct vmjob_one *job_find(struct vmjob *j, const char *name)
 	size_t i;
 
 	for (i = 0; i < VMJOB_MAX; i++)
-		if (j->jobs[i].used && !strcmp(j->jobs[i].name, name))
+		if (j->jobs[i].used && !j->jobs[i].done && !strcmp(j->jobs[i].name, name))
 			return &j->jobs[i];
 	return NULL;
+}
+
+/* Did a job of name end at a poll less than VMJOB_DONE_KEEP_NS before ts? */
+static bool job_done_recently(struct vmjob *j, const char *name, uint64_t ts)
+{
+	size_t i;
+
+	for (i = 0; i < VMJOB_MAX; i++) {
+		struct vmjob_one *e = &j->jobs[i];
+
+		if (e->used && e->done && !strcmp(e->name, name) && ts >= e->done_ns &&
+		    ts - e->done_ns < VMJOB_DONE_KEEP_NS) {
+			e->used = false; /* one event per job */
+			return true;
+		}
+	}
+	return false;
 }
 
 static struct vmjob_one *job_add(struct vmjob *j, const struct vm_job_obs *o, uint64_t ts)
 {
 	struct vmjob_one *e;
-	size_t i;
+	size_t i, k = 0;
 
 	for (i = 0; i < VMJOB_MAX; i++)
-		if (!j->jobs[i].used)
+		if (!j->jobs[i].used || (j->jobs[i].done && !strcmp(j->jobs[i].name, o->name)))
 			break;
+	for (; i == VMJOB_MAX && k < VMJOB_MAX; k++)
+		if (j->jobs[k].done)
+			i = k;
 	if (i == VMJOB_MAX)
 		return NULL;
 	e = &j->jobs[i];
@@ -146,9 +172,15 @@ static struct vmjob_one *job_add(struct vmjob *j, const struct vm_job_obs *o, ui
 	return e;
 }
 
-static void job_drop(struct vmjob *j, struct vmjob_one *e)
+/* The job ended at ts; at_poll: a poll found it so, its event may come yet. */
+static void job_drop(struct vmjob *j, struct vmjob_one *e, bool at_poll, uint64_t ts)
 {
-	e->used = false;
+	if (at_poll) {
+		e->done = true;
+		e->done_ns = ts;
+	} else {
+		e->used = false;
+	}
 	j->active--;
 }
 
@@ -305,7 +337,9 @@ static const char *job_name(const struct vmjob_one *e)
 static void job_phases(struct vmjob *j, const struct vmjob_one *e, const struct vm_job_stats *st,
 		       const uint8_t *trace, const uint8_t *parent, uint64_t end, bool completed)
 {
-	uint64_t down_ns = st->have & VM_JOB_HAVE_DOWNTIME ? st->downtime_ms * NS_PER_MS : 0;
+	/* While it runs, libvirt's downtime is the expected one: only a completed job's counts. */
+	uint64_t down_ns =
+		completed && (st->have & VM_JOB_HAVE_DOWNTIME) ? st->downtime_ms * NS_PER_MS : 0;
 	uint64_t setup_end = e->start_ns, pass_end, s0 = 0, s1 = 0;
 	struct span *sp;
 	size_t i;
@@ -351,6 +385,8 @@ static void job_phases(struct vmjob *j, const struct vmjob_one *e, const struct 
 	if (e->pause_ns && e->pause_ns <= end) {
 		s0 = e->pause_ns;
 		s1 = down_ns && s0 + down_ns < end ? s0 + down_ns : end;
+	} else if (!completed) {
+		return; /* never paused */
 	} else if (e->resume_ns && down_ns && e->resume_ns >= e->start_ns + down_ns) {
 		s1 = e->resume_ns;
 		s0 = s1 - down_ns;
@@ -376,7 +412,7 @@ static void job_phases(struct vmjob *j, const struct vmjob_one *e, const struct 
  * ones stand in for them).
  */
 static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_stats *final,
-		    uint64_t ts)
+		    uint64_t ts, bool at_poll)
 {
 	struct vm_job_stats st = final ? *final : e->last;
 	uint8_t result = final ? final->result : VM_JOB_UNKNOWN;
@@ -396,9 +432,27 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 	} else if (!e->have_last) {
 		memset(&st, 0, sizeof(st));
 	}
-	/* Gone with no statistics after "stopped (migrated/saved)": it completed. */
-	if (result == VM_JOB_UNKNOWN && e->stop_ns)
+	migration = e->op == VM_JOB_OP_MIGRATION_OUT || e->op == VM_JOB_OP_MIGRATION_IN ||
+		    (e->op == VM_JOB_OP_UNKNOWN && e->migration);
+	if (!migration && e->op == VM_JOB_OP_UNKNOWN) {
+		job_drop(j, e, at_poll, ts); /* nothing known of it: no span */
+		return;
+	}
+	/*
+	 * Over with no statistics: it completed if the domain stopped here
+	 * (migrated away, saved); a migration whose domain is still running
+	 * on the source, or never resumed on the destination, failed or was
+	 * cancelled (libvirt 9 keeps no statistics of those).
+	 */
+	if (result == VM_JOB_UNKNOWN && e->stop_ns) {
 		result = VM_JOB_COMPLETED;
+	} else if (result == VM_JOB_UNKNOWN &&
+		   (e->op == VM_JOB_OP_MIGRATION_OUT ||
+		    (e->op == VM_JOB_OP_MIGRATION_IN && !e->resume_ns))) {
+		result = VM_JOB_FAILED;
+		snprintf(st.errmsg, sizeof(st.errmsg), "%s",
+			 "no completion from libvirt: failed or cancelled");
+	}
 	if (e->postcopy_failed)
 		result = VM_JOB_FAILED;
 	switch (result) {
@@ -415,8 +469,6 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 		status = "unknown";
 		break;
 	}
-	migration = e->migration || e->op == VM_JOB_OP_MIGRATION_OUT ||
-		    e->op == VM_JOB_OP_MIGRATION_IN;
 	j->ops.new_id(j->ops.ctx, trace, sizeof(trace));
 	j->ops.new_id(j->ops.ctx, parent, sizeof(parent));
 	if (migration)
@@ -441,7 +493,7 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 		attr_int(sp, "novamon.job.iterations", st.iteration);
 	else if (e->nit)
 		attr_int(sp, "novamon.job.iterations", e->it[e->nit - 1].n);
-	if (st.have & VM_JOB_HAVE_DOWNTIME)
+	if ((st.have & VM_JOB_HAVE_DOWNTIME) && result == VM_JOB_COMPLETED)
 		attr_int(sp, "novamon.job.downtime_ms", st.downtime_ms);
 	if (result == VM_JOB_FAILED || result == VM_JOB_CANCELLED) {
 		sp->status = SPAN_STATUS_ERROR;
@@ -455,7 +507,7 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 		sp->status = SPAN_STATUS_OK;
 	}
 	j->ops.emit(j->ops.ctx, sp);
-	job_drop(j, e);
+	job_drop(j, e, at_poll, ts);
 }
 
 /*
@@ -468,6 +520,18 @@ static uint64_t job_gone_end(const struct vmjob_one *e, uint64_t ts)
 	uint64_t last = e->stop_ns > e->resume_ns ? e->stop_ns : e->resume_ns;
 
 	return last > e->start_ns && last < ts ? last : ts;
+}
+
+/*
+ * Can st, statistics of a completed job read when e was found over at ts,
+ * be e's? Not those of another operation, nor of a job longer than e.
+ */
+static bool job_stats_fit(const struct vmjob_one *e, const struct vm_job_stats *st, uint64_t ts)
+{
+	if (e->op != VM_JOB_OP_UNKNOWN && st->op != VM_JOB_OP_UNKNOWN && st->op != e->op)
+		return false;
+	return !e->start_exact || !(st->have & VM_JOB_HAVE_ELAPSED) ||
+	       st->elapsed_ms * NS_PER_MS <= ts - e->start_ns + VMJOB_SLACK_NS;
 }
 
 void vmjob__observe(struct vmjob *j, const struct vm_job_obs *o, uint64_t mono_to_real)
@@ -501,6 +565,14 @@ void vmjob__observe(struct vmjob *j, const struct vm_job_obs *o, uint64_t mono_t
 			return;
 		switch (o->lc) {
 		case VM_JOB_LC_INCOMING:
+			if (e->op == VM_JOB_OP_UNKNOWN)
+				e->op = VM_JOB_OP_MIGRATION_IN;
+			break;
+		case VM_JOB_LC_RESTORED:
+			/* The restore is over (libvirt keeps no statistics of it). */
+			if (e->op == VM_JOB_OP_UNKNOWN)
+				e->op = VM_JOB_OP_RESTORE;
+			e->stop_ns = ts;
 			break;
 		case VM_JOB_LC_PAUSED:
 			if (!e->pause_ns)
@@ -519,20 +591,22 @@ void vmjob__observe(struct vmjob *j, const struct vm_job_obs *o, uint64_t mono_t
 		return;
 	case VM_JOB_OBS_COMPLETED:
 		/* Even a job never seen running has its whole story in the event. */
+		if (!e && job_done_recently(j, o->name, ts))
+			return;
 		if (!e && (o->stats.have & VM_JOB_HAVE_ELAPSED))
 			e = job_add(j, o, ts);
 		if (e)
-			job_end(j, e, &o->stats, ts);
+			job_end(j, e, &o->stats, ts, false);
 		return;
 	case VM_JOB_OBS_GONE:
 		if (!e)
 			return;
-		if (o->stats.result == VM_JOB_UNKNOWN) {
+		if (o->stats.result == VM_JOB_UNKNOWN || !job_stats_fit(e, &o->stats, ts)) {
 			if (!e->gone_ns)
 				e->gone_ns = ts;
 			return;
 		}
-		job_end(j, e, &o->stats, job_gone_end(e, ts));
+		job_end(j, e, &o->stats, job_gone_end(e, ts), true);
 		return;
 	}
 }
@@ -544,7 +618,8 @@ void vmjob__expire(struct vmjob *j, uint64_t now_real)
 	for (i = 0; i < VMJOB_MAX && j->active; i++) {
 		struct vmjob_one *e = &j->jobs[i];
 
-		if (e->used && e->gone_ns && now_real - e->gone_ns >= VMJOB_GONE_GRACE_NS)
-			job_end(j, e, NULL, job_gone_end(e, e->gone_ns));
+		if (e->used && !e->done && e->gone_ns &&
+		    now_real - e->gone_ns >= VMJOB_GONE_GRACE_NS)
+			job_end(j, e, NULL, job_gone_end(e, e->gone_ns), true);
 	}
 }
