@@ -366,7 +366,8 @@ static void job_phases(struct vmjob *j, const struct vmjob_one *e, const struct 
 			if (i + 1 < e->nit && e->it[i + 1].sampled) {
 				next = e->it[i + 1].first_processed;
 				have_next = true;
-			} else if (i + 1 == e->nit && (st->have & VM_JOB_HAVE_MEMORY)) {
+			} else if (i + 1 == e->nit && completed &&
+				   (st->have & VM_JOB_HAVE_MEMORY)) {
 				next = st->mem_processed;
 				have_next = true;
 			}
