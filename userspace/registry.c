@@ -12,9 +12,12 @@
  * in the last REGISTRY_KEEP_MS: events of a VM that just exited may still be
  * queued and should get its real name.
  *
- * With libvirt, its lifecycle events arrive in a thread of ours running
- * libvirt's default event loop; they cross to the tick thread through a
- * small locked queue (struct registry_lc_queue), the only shared state.
+ * With libvirt, its lifecycle, migration-iteration and job-completed events
+ * arrive in a thread of ours running libvirt's default event loop; they
+ * cross to the tick thread through a small locked queue (struct
+ * registry_lc_queue), the only shared state. The callbacks only copy: every
+ * call into libvirt that waits for libvirtd (listing domains, job stats)
+ * runs in registry__refresh(), on the thread that owns the registry.
  */
 #ifdef __has_include
 #if __has_include("build_config.h")
@@ -82,6 +85,7 @@ struct registry {
 	uint32_t gen; /* number of refreshes so far */
 	uint64_t now_ms; /* time of the last refresh */
 	struct registry_virt *virt; /* libvirt state; always NULL without libvirt */
+	bool track_jobs; /* registry__track_jobs() */
 };
 
 /* libvirt enrichment, at the bottom of this file; no-ops without libvirt. */
@@ -652,6 +656,11 @@ static void registry_sweep(struct registry *r, uint64_t now_ms)
 	}
 }
 
+void registry__track_jobs(struct registry *r, bool on)
+{
+	r->track_jobs = on;
+}
+
 struct registry *registry__new(const char *proc_root)
 {
 	struct registry *r;
@@ -883,6 +892,14 @@ int registry__for_each_vm(struct registry *r, int (*fn)(const struct vm_info *, 
 /* Interval between two matches of all VMs (tenant metadata may change). */
 #define REGISTRY_VIRT_FULL_MS 30000
 #define REGISTRY_VIRT_NS "https://novacron.io/xmlns/novamon/1"
+/* Interval between two polls of every active domain for a job. */
+#define REGISTRY_JOB_SCAN_MS 5000
+/* Domains with an active job polled every refresh; more wait for the scan. */
+#define REGISTRY_JOB_MAX 256
+/* Domains whose last completed job statistics are remembered. */
+#define REGISTRY_JOB_SEEN 64
+/* Job observations kept from one refresh; more are dropped. */
+#define REGISTRY_JOB_OBS_MAX 1024
 /* Lifecycle events queued between two refreshes; more are dropped. */
 #define REGISTRY_LC_QUEUE 256
 /* VMs with lifecycle counts; the least recently active is evicted past it. */
@@ -902,12 +919,22 @@ static const char *const registry_lc_names[REGISTRY_LC_NEVENTS] = {
 	[VIR_DOMAIN_EVENT_CRASHED] = "crashed",
 };
 
+/* What a queued event is; only lifecycle events are counted. */
+enum registry_ev_kind {
+	REGISTRY_EV_LIFECYCLE,
+	REGISTRY_EV_ITERATION,
+	REGISTRY_EV_JOB_COMPLETED,
+};
+
 struct registry_lc_event {
 	char name[sizeof(((struct vm_info *)0)->name)];
 	char uuid[VIR_UUID_STRING_BUFLEN]; /* "" when unknown */
+	uint8_t kind; /* enum registry_ev_kind */
 	int event; /* virDomainEventType */
 	int detail;
+	uint64_t iteration; /* REGISTRY_EV_ITERATION */
 	uint64_t ts_ms; /* CLOCK_MONOTONIC, when libvirt delivered it */
+	struct vm_job_stats stats; /* REGISTRY_EV_JOB_COMPLETED */
 };
 
 /*
@@ -927,6 +954,22 @@ struct registry_lc_queue {
 	struct registry_lc_event ev[REGISTRY_LC_QUEUE];
 };
 
+/* A domain whose job is active, polled at every refresh until it ends. */
+struct registry_job {
+	char name[sizeof(((struct vm_info *)0)->name)];
+	char uuid[VIR_UUID_STRING_BUFLEN]; /* "" when unknown */
+};
+
+/*
+ * The last completed statistics seen of a domain (job-completed event, or
+ * read when a job ended): libvirt keeps them after a job that ends with
+ * none of its own (a cancelled migration), which must not be given them.
+ */
+struct registry_job_seen {
+	char name[sizeof(((struct vm_info *)0)->name)];
+	struct vm_job_stats st;
+};
+
 /* Cumulative lifecycle counts of one VM (by domain name). */
 struct registry_lc_vm {
 	char name[sizeof(((struct vm_info *)0)->name)];
@@ -942,12 +985,24 @@ struct registry_virt {
 	uint64_t full_ms; /* next match of all VMs */
 	struct registry_lc_queue *q; /* NULL until the first connection */
 	int lc_id; /* lifecycle callback id on conn, -1 when none */
+	int iter_id; /* migration iteration callback id, -1 when none */
+	int done_id; /* job completed callback id, -1 when none */
 	bool close_cb; /* close callback registered on conn */
 	bool loop_ref; /* holds a reference on the event loop thread */
 	struct registry_lc_vm *lc; /* counts, unordered */
 	size_t nlc;
 	size_t lc_cap;
 	uint64_t lc_sweep_ms; /* next look for counts to forget */
+	struct registry_job *jobs; /* domains with an active job */
+	size_t njobs;
+	size_t jobs_cap;
+	uint64_t job_scan_ms; /* next poll of every active domain for a job */
+	bool track_jobs; /* a copy of the registry's, for the drain */
+	struct registry_job_seen seen[REGISTRY_JOB_SEEN]; /* a ring */
+	size_t seen_next;
+	struct vm_job_obs *obs; /* the last refresh's job observations */
+	size_t nobs;
+	size_t obs_cap;
 };
 
 /*
@@ -1073,16 +1128,18 @@ static void registry_lc_queue_unref(void *opaque)
 	free(q);
 }
 
-/* Lifecycle callback, in the event loop thread: queue the event, nothing else. */
-static int registry_lc_on_event(virConnectPtr conn, virDomainPtr dom, int event, int detail,
-				void *opaque)
+/*
+ * Queue a copy of *in for dom (name, UUID and time filled in here), in the
+ * event loop thread. Neither virDomainGetName() nor virDomainGetUUIDString()
+ * asks libvirtd: they read the virDomainPtr.
+ */
+static void registry_ev_queue(struct registry_lc_queue *q, virDomainPtr dom,
+			      const struct registry_lc_event *in)
 {
-	struct registry_lc_queue *q = opaque;
 	struct registry_lc_event *e;
 	struct timespec ts;
 	const char *name;
 
-	(void)conn;
 	name = virDomainGetName(dom);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	pthread_mutex_lock(&q->lock);
@@ -1092,16 +1149,135 @@ static int registry_lc_on_event(virConnectPtr conn, virDomainPtr dom, int event,
 		goto unlock;
 	}
 	e = &q->ev[(q->head + q->len) % REGISTRY_LC_QUEUE];
+	*e = *in;
 	registry_copy(e->name, sizeof(e->name), name, strlen(name));
 	if (virDomainGetUUIDString(dom, e->uuid))
 		e->uuid[0] = '\0';
-	e->event = event;
-	e->detail = detail;
 	e->ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	q->len++;
 unlock:
 	pthread_mutex_unlock(&q->lock);
+}
+
+/* Lifecycle callback, in the event loop thread: queue the event, nothing else. */
+static int registry_lc_on_event(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+				void *opaque)
+{
+	struct registry_lc_event e = {
+		.kind = REGISTRY_EV_LIFECYCLE,
+		.event = event,
+		.detail = detail,
+	};
+
+	(void)conn;
+	registry_ev_queue(opaque, dom, &e);
 	return 0;
+}
+
+/* libvirt's job type and typed statistics as a struct vm_job_stats; no I/O. */
+static void registry_job_parse(int type, virTypedParameterPtr params, int n,
+			       struct vm_job_stats *st)
+{
+	unsigned long long u;
+	const char *str;
+	int i;
+
+	memset(st, 0, sizeof(*st));
+	switch (type) {
+	case VIR_DOMAIN_JOB_BOUNDED:
+	case VIR_DOMAIN_JOB_UNBOUNDED:
+		st->result = VM_JOB_RUNNING;
+		break;
+	case VIR_DOMAIN_JOB_COMPLETED:
+		st->result = VM_JOB_COMPLETED;
+		break;
+	case VIR_DOMAIN_JOB_FAILED:
+		st->result = VM_JOB_FAILED;
+		break;
+	case VIR_DOMAIN_JOB_CANCELLED:
+		st->result = VM_JOB_CANCELLED;
+		break;
+	default:
+		st->result = VM_JOB_UNKNOWN;
+		break;
+	}
+	if (virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &i) == 1) {
+		switch (i) {
+		case VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
+			st->op = VM_JOB_OP_MIGRATION_OUT;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN:
+			st->op = VM_JOB_OP_MIGRATION_IN;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_SAVE:
+			st->op = VM_JOB_OP_SAVE;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_RESTORE:
+			st->op = VM_JOB_OP_RESTORE;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_DUMP:
+			st->op = VM_JOB_OP_DUMP;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_SNAPSHOT:
+			st->op = VM_JOB_OP_SNAPSHOT;
+			break;
+		case VIR_DOMAIN_JOB_OPERATION_UNKNOWN:
+			st->op = VM_JOB_OP_UNKNOWN;
+			break;
+		default:
+			st->op = VM_JOB_OP_OTHER;
+			break;
+		}
+	}
+	/* A completed job's event has "success" instead of a job type. */
+	if (virTypedParamsGetBoolean(params, n, VIR_DOMAIN_JOB_SUCCESS, &i) == 1)
+		st->result = i ? VM_JOB_COMPLETED : VM_JOB_FAILED;
+	if (virTypedParamsGetString(params, n, VIR_DOMAIN_JOB_ERRMSG, &str) == 1 && str)
+		registry_copy(st->errmsg, sizeof(st->errmsg), str, strlen(str));
+#define GET(key, field, bit)                                            \
+	do {                                                            \
+		if (virTypedParamsGetULLong(params, n, key, &u) == 1) { \
+			st->field = u;                                  \
+			st->have |= (bit);                              \
+		}                                                       \
+	} while (0)
+	GET(VIR_DOMAIN_JOB_TIME_ELAPSED, elapsed_ms, VM_JOB_HAVE_ELAPSED);
+	GET(VIR_DOMAIN_JOB_SETUP_TIME, setup_ms, VM_JOB_HAVE_SETUP);
+	GET(VIR_DOMAIN_JOB_DOWNTIME, downtime_ms, VM_JOB_HAVE_DOWNTIME);
+	GET(VIR_DOMAIN_JOB_DATA_TOTAL, data_total, VM_JOB_HAVE_DATA);
+	GET(VIR_DOMAIN_JOB_DATA_PROCESSED, data_processed, VM_JOB_HAVE_DATA);
+	GET(VIR_DOMAIN_JOB_DATA_REMAINING, data_remaining, VM_JOB_HAVE_DATA);
+	GET(VIR_DOMAIN_JOB_MEMORY_TOTAL, mem_total, VM_JOB_HAVE_MEMORY);
+	GET(VIR_DOMAIN_JOB_MEMORY_PROCESSED, mem_processed, VM_JOB_HAVE_MEMORY);
+	GET(VIR_DOMAIN_JOB_MEMORY_REMAINING, mem_remaining, VM_JOB_HAVE_MEMORY);
+	GET(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, dirty_rate, VM_JOB_HAVE_DIRTY_RATE);
+	GET(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, page_size, VM_JOB_HAVE_PAGE_SIZE);
+	GET(VIR_DOMAIN_JOB_MEMORY_ITERATION, iteration, VM_JOB_HAVE_ITERATION);
+#undef GET
+}
+
+/* Migration iteration callback, in the event loop thread: queue it. */
+static void registry_iter_on_event(virConnectPtr conn, virDomainPtr dom, int iteration,
+				   void *opaque)
+{
+	struct registry_lc_event e = {
+		.kind = REGISTRY_EV_ITERATION,
+		.iteration = iteration > 0 ? (uint64_t)iteration : 0,
+	};
+
+	(void)conn;
+	registry_ev_queue(opaque, dom, &e);
+}
+
+/* Job completed callback, in the event loop thread: parse and queue it. */
+static void registry_done_on_event(virConnectPtr conn, virDomainPtr dom,
+				   virTypedParameterPtr params, int nparams, void *opaque)
+{
+	struct registry_lc_event e = { .kind = REGISTRY_EV_JOB_COMPLETED };
+
+	(void)conn;
+	registry_job_parse(VIR_DOMAIN_JOB_COMPLETED, params, nparams, &e.stats);
+	registry_ev_queue(opaque, dom, &e);
 }
 
 /* Close callback, in the event loop thread: have the tick reconnect. */
@@ -1120,8 +1296,11 @@ static struct registry_virt *registry_virt_get(struct registry *r)
 {
 	if (!r->virt) {
 		r->virt = calloc(1, sizeof(*r->virt));
-		if (r->virt)
+		if (r->virt) {
 			r->virt->lc_id = -1;
+			r->virt->iter_id = -1;
+			r->virt->done_id = -1;
+		}
 	}
 	return r->virt;
 }
@@ -1141,7 +1320,13 @@ static void registry_virt_close(struct registry_virt *v)
 	/* On a dead connection this fails, but still drops the callback. */
 	if (v->lc_id >= 0)
 		virConnectDomainEventDeregisterAny(v->conn, v->lc_id);
+	if (v->iter_id >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->iter_id);
+	if (v->done_id >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->done_id);
 	v->lc_id = -1;
+	v->iter_id = -1;
+	v->done_id = -1;
 	/* Fails when it has fired: libvirt then forgot it already. */
 	if (v->close_cb)
 		virConnectUnregisterCloseCallback(v->conn, registry_lc_on_close);
@@ -1167,6 +1352,19 @@ static void registry_virt_listen(struct registry_virt *v)
 		log_debug("registry: no libvirt lifecycle events");
 		return;
 	}
+	/* Jobs are still found by polling without these. */
+	registry_lc_queue_ref(v->q);
+	v->iter_id = virConnectDomainEventRegisterAny(
+		v->conn, NULL, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+		VIR_DOMAIN_EVENT_CALLBACK(registry_iter_on_event), v->q, registry_lc_queue_unref);
+	if (v->iter_id < 0)
+		registry_lc_queue_unref(v->q);
+	registry_lc_queue_ref(v->q);
+	v->done_id = virConnectDomainEventRegisterAny(
+		v->conn, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+		VIR_DOMAIN_EVENT_CALLBACK(registry_done_on_event), v->q, registry_lc_queue_unref);
+	if (v->done_id < 0)
+		registry_lc_queue_unref(v->q);
 	/*
 	 * No freecb: the drivers that do not implement close callbacks would
 	 * never call it. The callback runs under a lock that unregistering
@@ -1263,6 +1461,277 @@ static void registry_lc_sweep(struct registry_virt *v, uint64_t now_ms)
 }
 
 /*
+ * What a lifecycle event tells of a long job (enum vm_job_lc): incoming
+ * migration or restore, pause for migration or post-copy, resume after it,
+ * the end of an outgoing migration or save; VM_JOB_LC_NONE for the others.
+ */
+static uint8_t registry_lc_job(int event, int detail)
+{
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+		if (detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+			return VM_JOB_LC_INCOMING;
+		if (detail == VIR_DOMAIN_EVENT_STARTED_RESTORED)
+			return VM_JOB_LC_RESTORED;
+		break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		if (detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
+		    detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
+			return VM_JOB_LC_PAUSED;
+		if (detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED)
+			return VM_JOB_LC_POSTCOPY_FAILED;
+		break;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		if (detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED ||
+		    detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY)
+			return VM_JOB_LC_RESUMED;
+		if (detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED)
+			return VM_JOB_LC_POSTCOPY_FAILED;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		if (detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ||
+		    detail == VIR_DOMAIN_EVENT_STOPPED_SAVED)
+			return VM_JOB_LC_STOPPED;
+		break;
+	}
+	return VM_JOB_LC_NONE;
+}
+
+/* A new observation for the domain name/uuid, or NULL past REGISTRY_JOB_OBS_MAX. */
+static struct vm_job_obs *registry_job_obs(struct registry_virt *v, const char *name,
+					   const char *uuid, uint8_t kind, uint64_t ts_ms)
+{
+	struct vm_job_obs *o;
+
+	if (v->nobs == v->obs_cap) {
+		size_t ncap = v->obs_cap ? v->obs_cap * 2 : 16;
+
+		if (ncap > REGISTRY_JOB_OBS_MAX)
+			return NULL;
+		o = realloc(v->obs, ncap * sizeof(*o));
+		if (!o)
+			return NULL;
+		v->obs = o;
+		v->obs_cap = ncap;
+	}
+	o = &v->obs[v->nobs++];
+	memset(o, 0, sizeof(*o));
+	registry_copy(o->name, sizeof(o->name), name, strlen(name));
+	registry_copy(o->uuid, sizeof(o->uuid), uuid, strlen(uuid));
+	o->kind = kind;
+	o->ts_ms = ts_ms;
+	return o;
+}
+
+static struct registry_job *registry_job_find(struct registry_virt *v, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < v->njobs; i++)
+		if (!strcmp(v->jobs[i].name, name))
+			return &v->jobs[i];
+	return NULL;
+}
+
+/* Poll name's job at every refresh from now on (up to REGISTRY_JOB_MAX domains). */
+static void registry_job_watch(struct registry_virt *v, const char *name, const char *uuid)
+{
+	struct registry_job *j = registry_job_find(v, name);
+
+	if (!j) {
+		if (v->njobs == v->jobs_cap) {
+			size_t ncap = v->jobs_cap ? v->jobs_cap * 2 : 8;
+
+			if (ncap > REGISTRY_JOB_MAX)
+				return;
+			j = realloc(v->jobs, ncap * sizeof(*j));
+			if (!j)
+				return;
+			v->jobs = j;
+			v->jobs_cap = ncap;
+		}
+		j = &v->jobs[v->njobs++];
+		memset(j, 0, sizeof(*j));
+		registry_copy(j->name, sizeof(j->name), name, strlen(name));
+	}
+	registry_copy(j->uuid, sizeof(j->uuid), uuid, strlen(uuid));
+}
+
+static void registry_job_unwatch(struct registry_virt *v, const char *name)
+{
+	struct registry_job *j = registry_job_find(v, name);
+
+	if (j)
+		*j = v->jobs[--v->njobs];
+}
+
+/*
+ * A queued job event (iteration, completion, job-related lifecycle event)
+ * as an observation; the domain is polled from now on until its job ends.
+ */
+static bool registry_job_fresh(struct registry_virt *v, const char *name,
+			       const struct vm_job_stats *st);
+
+static void registry_job_event(struct registry_virt *v, const struct registry_lc_event *e)
+{
+	struct vm_job_obs *o;
+	uint8_t kind;
+
+	if (!v->track_jobs)
+		return;
+	switch (e->kind) {
+	case REGISTRY_EV_ITERATION:
+		kind = VM_JOB_OBS_ITERATION;
+		break;
+	case REGISTRY_EV_JOB_COMPLETED:
+		kind = VM_JOB_OBS_COMPLETED;
+		break;
+	default:
+		kind = VM_JOB_OBS_LIFECYCLE;
+		break;
+	}
+	o = registry_job_obs(v, e->name, e->uuid, kind, e->ts_ms);
+	if (o) {
+		if (kind == VM_JOB_OBS_LIFECYCLE)
+			o->lc = registry_lc_job(e->event, e->detail);
+		o->iteration = e->iteration;
+		o->stats = e->stats;
+	}
+	if (kind == VM_JOB_OBS_COMPLETED) {
+		registry_job_fresh(v, e->name, &e->stats);
+		registry_job_unwatch(v, e->name);
+	} else if (kind == VM_JOB_OBS_ITERATION ||
+		   (o && (o->lc == VM_JOB_LC_INCOMING || o->lc == VM_JOB_LC_PAUSED)))
+		registry_job_watch(v, e->name, e->uuid);
+}
+
+/*
+ * Poll dom's job (a blocking call to libvirtd: tick thread only). An active
+ * job is observed _STATS and watched from now on; the end of a watched one
+ * _GONE, with the completed job's statistics if libvirt kept them (not
+ * removed: other clients may want them too).
+ */
+/* The statistics libvirt keeps of dom's last completed job (type NONE: none). */
+static void registry_job_completed(virDomainPtr dom, struct vm_job_stats *st)
+{
+	virTypedParameterPtr params = NULL;
+	int type = VIR_DOMAIN_JOB_NONE, n = 0;
+
+	if (virDomainGetJobStats(dom, &type, &params, &n,
+				 VIR_DOMAIN_JOB_STATS_COMPLETED |
+					 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0)
+		type = VIR_DOMAIN_JOB_NONE;
+	registry_job_parse(type, params, n, st);
+	virTypedParamsFree(params, n);
+}
+
+/*
+ * Are st, completed statistics of name, new? Remembers them: the next call
+ * with the same ones says no.
+ */
+static bool registry_job_fresh(struct registry_virt *v, const char *name,
+			       const struct vm_job_stats *st)
+{
+	struct registry_job_seen *e = NULL;
+	size_t i;
+
+	for (i = 0; i < REGISTRY_JOB_SEEN && !e; i++)
+		if (!strcmp(v->seen[i].name, name))
+			e = &v->seen[i];
+	if (e && e->st.op == st->op && e->st.elapsed_ms == st->elapsed_ms &&
+	    e->st.data_processed == st->data_processed && e->st.mem_processed == st->mem_processed)
+		return false;
+	if (!e) {
+		e = &v->seen[v->seen_next];
+		v->seen_next = (v->seen_next + 1) % REGISTRY_JOB_SEEN;
+		registry_copy(e->name, sizeof(e->name), name, strlen(name));
+	}
+	e->st = *st;
+	return true;
+}
+
+static void registry_job_poll(struct registry_virt *v, virDomainPtr dom, const char *name,
+			      const char *uuid, uint64_t now_ms)
+{
+	struct registry_job *j = registry_job_find(v, name);
+	bool watched = j != NULL;
+	virTypedParameterPtr params = NULL;
+	struct vm_job_obs *o;
+	int type = VIR_DOMAIN_JOB_NONE, n = 0;
+
+	if (dom && virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+		/*
+		 * Only a domain that is gone ends the job: a destination host
+		 * refuses statistics of an incoming migration until it is over.
+		 */
+		if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+			log_debug("registry: no job statistics of %s: %s", name,
+				  virGetLastErrorMessage());
+			goto out;
+		}
+		dom = NULL;
+	}
+	if (dom && type != VIR_DOMAIN_JOB_NONE) {
+		o = registry_job_obs(v, name, uuid, VM_JOB_OBS_STATS, now_ms);
+		if (o)
+			registry_job_parse(type, params, n, &o->stats);
+		registry_job_watch(v, name, uuid);
+		goto out;
+	}
+	if (!watched)
+		goto out;
+	o = registry_job_obs(v, name, uuid, VM_JOB_OBS_GONE, now_ms);
+	if (o) {
+		if (dom)
+			registry_job_completed(dom, &o->stats);
+		else
+			o->stats.result = VM_JOB_UNKNOWN;
+		if (o->stats.result != VM_JOB_UNKNOWN && !registry_job_fresh(v, name, &o->stats)) {
+			memset(&o->stats, 0, sizeof(o->stats));
+			o->stats.result = VM_JOB_UNKNOWN;
+		}
+		log_debug("registry: job of %s over (%s statistics)", name,
+			  o->stats.result == VM_JOB_UNKNOWN ? "no" : "with");
+	}
+	registry_job_unwatch(v, name);
+out:
+	virTypedParamsFree(params, n);
+}
+
+/*
+ * Poll the jobs of the watched domains not in doms[0..n) (the domains the
+ * scan just polled); a domain that is gone (say, migrated away and
+ * transient) ends its job _GONE with no statistics.
+ */
+static void registry_job_poll_watched(struct registry_virt *v, virDomainPtr *doms, int n,
+				      uint64_t now_ms)
+{
+	size_t i = v->njobs;
+
+	while (i--) {
+		struct registry_job j = v->jobs[i];
+		virDomainPtr dom = NULL;
+		const char *name;
+		int k;
+
+		for (k = 0; k < n; k++) {
+			name = virDomainGetName(doms[k]);
+			if (name && !strcmp(name, j.name))
+				break;
+		}
+		if (k < n)
+			continue;
+		if (j.uuid[0])
+			dom = virDomainLookupByUUIDString(v->conn, j.uuid);
+		else
+			dom = virDomainLookupByName(v->conn, j.name);
+		registry_job_poll(v, dom, j.name, j.uuid, now_ms);
+		if (dom)
+			virDomainFree(dom);
+	}
+}
+
+/*
  * Count the queued lifecycle events, and close the connection when libvirt
  * said it closed. Returns whether a domain changed since the last call.
  */
@@ -1290,6 +1759,12 @@ static bool registry_lc_drain(struct registry_virt *v, uint64_t now_ms)
 		q->head = (q->head + 1) % REGISTRY_LC_QUEUE;
 		q->len--;
 		pthread_mutex_unlock(&q->lock);
+		if (e.kind != REGISTRY_EV_LIFECYCLE) {
+			registry_job_event(v, &e);
+			continue;
+		}
+		if (registry_lc_job(e.event, e.detail) != VM_JOB_LC_NONE)
+			registry_job_event(v, &e);
 		if (e.event < 0 || e.event >= REGISTRY_LC_NEVENTS) {
 			log_debug("registry: libvirt event %d of %s ignored", e.event, e.name);
 			continue;
@@ -1437,12 +1912,14 @@ static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
 {
 	struct registry_virt *v = registry_virt_get(r);
 	virDomainPtr *doms = NULL;
-	bool need;
+	bool need, full, scan;
 	size_t i;
 	int n, k;
 
 	if (!v)
 		return;
+	v->nobs = 0;
+	v->track_jobs = r->track_jobs;
 	need = registry_lc_drain(v, now_ms);
 	if (!registry_virt_connect(v, now_ms))
 		return;
@@ -1456,19 +1933,39 @@ static void registry_virt_refresh(struct registry *r, uint64_t now_ms)
 			p->virt_ms = now_ms ? now_ms : 1;
 		}
 	}
-	if (!need && now_ms < v->full_ms)
+	scan = r->track_jobs && now_ms >= v->job_scan_ms;
+	full = need || now_ms >= v->full_ms;
+	if (!full && !scan) {
+		if (r->track_jobs)
+			registry_job_poll_watched(v, NULL, 0, now_ms);
 		return;
+	}
 	n = virConnectListAllDomains(v->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (n < 0) {
 		registry_virt_close(v);
 		return;
 	}
 	for (k = 0; k < n; k++) {
-		registry_virt_apply(r, doms[k]);
-		virDomainFree(doms[k]);
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		const char *name = virDomainGetName(doms[k]);
+
+		if (full)
+			registry_virt_apply(r, doms[k]);
+		if (scan && name) {
+			if (virDomainGetUUIDString(doms[k], uuid))
+				uuid[0] = '\0';
+			registry_job_poll(v, doms[k], name, uuid, now_ms);
+		}
 	}
+	if (r->track_jobs)
+		registry_job_poll_watched(v, scan ? doms : NULL, scan ? n : 0, now_ms);
+	for (k = 0; k < n; k++)
+		virDomainFree(doms[k]);
 	free(doms);
-	v->full_ms = now_ms + REGISTRY_VIRT_FULL_MS;
+	if (full)
+		v->full_ms = now_ms + REGISTRY_VIRT_FULL_MS;
+	if (scan)
+		v->job_scan_ms = now_ms + REGISTRY_JOB_SCAN_MS;
 }
 
 static void registry_virt_free(struct registry *r)
@@ -1482,6 +1979,8 @@ static void registry_virt_free(struct registry *r)
 		registry_ev_put();
 	registry_lc_queue_unref(v->q);
 	free(v->lc);
+	free(v->jobs);
+	free(v->obs);
 	free(v->uri);
 	free(v);
 	r->virt = NULL;
@@ -1526,6 +2025,20 @@ int registry__for_each_lifecycle(struct registry *r,
 			if (ret)
 				return ret;
 		}
+	}
+	return 0;
+}
+
+int registry__for_each_job(struct registry *r, int (*fn)(const struct vm_job_obs *obs, void *ctx),
+			   void *ctx)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; r->virt && i < r->virt->nobs; i++) {
+		ret = fn(&r->virt->obs[i], ctx);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -1575,6 +2088,15 @@ int registry__for_each_lifecycle(struct registry *r,
 uint64_t registry__lifecycle_dropped(const struct registry *r)
 {
 	(void)r;
+	return 0;
+}
+
+int registry__for_each_job(struct registry *r, int (*fn)(const struct vm_job_obs *obs, void *ctx),
+			   void *ctx)
+{
+	(void)r;
+	(void)fn;
+	(void)ctx;
 	return 0;
 }
 #endif /* HAVE_LIBVIRT */

@@ -22,6 +22,7 @@
 #ifndef NOVAMON_REGISTRY_H
 #define NOVAMON_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,7 +80,8 @@ size_t registry__vcpu_tids(struct registry *r, uint32_t *tids, size_t max);
  * Stops early and returns fn's value when it is non-zero; returns 0 otherwise.
  */
 int registry__for_each_vcpu(struct registry *r,
-			    int (*fn)(uint32_t tgid, uint32_t tid, int index, void *ctx), void *ctx);
+			    int (*fn)(uint32_t tgid, uint32_t tid, int index, void *ctx),
+			    void *ctx);
 
 /*
  * Iterate over known KVM VMs: call fn(info, ctx) for each. Stops early and
@@ -119,5 +121,107 @@ int registry__for_each_lifecycle(struct registry *r,
  * two refreshes (cumulative; 0 without libvirt).
  */
 uint64_t registry__lifecycle_dropped(const struct registry *r);
+
+/* What libvirt's job info says of a domain's long job; see struct vm_job_obs. */
+enum vm_job_op {
+	VM_JOB_OP_UNKNOWN = 0,
+	VM_JOB_OP_MIGRATION_OUT,
+	VM_JOB_OP_MIGRATION_IN,
+	VM_JOB_OP_SAVE,
+	VM_JOB_OP_RESTORE,
+	VM_JOB_OP_DUMP,
+	VM_JOB_OP_SNAPSHOT,
+	VM_JOB_OP_OTHER, /* start, snapshot revert/delete, backup, ... */
+};
+
+enum vm_job_result {
+	VM_JOB_RUNNING = 0,
+	VM_JOB_COMPLETED,
+	VM_JOB_FAILED,
+	VM_JOB_CANCELLED,
+	VM_JOB_UNKNOWN, /* ended, but libvirt kept no statistics of it */
+};
+
+/* VM_JOB_HAVE_* bits: which fields of struct vm_job_stats libvirt reported. */
+#define VM_JOB_HAVE_ELAPSED (1u << 0)
+#define VM_JOB_HAVE_SETUP (1u << 1)
+#define VM_JOB_HAVE_DOWNTIME (1u << 2)
+#define VM_JOB_HAVE_DATA (1u << 3) /* data_total/processed/remaining */
+#define VM_JOB_HAVE_MEMORY (1u << 4) /* mem_total/processed/remaining */
+#define VM_JOB_HAVE_DIRTY_RATE (1u << 5)
+#define VM_JOB_HAVE_ITERATION (1u << 6)
+#define VM_JOB_HAVE_PAGE_SIZE (1u << 7)
+
+/* libvirt's typed job statistics (virDomainGetJobStats), as plain values. */
+struct vm_job_stats {
+	uint32_t have; /* VM_JOB_HAVE_* */
+	uint8_t op; /* enum vm_job_op */
+	uint8_t result; /* enum vm_job_result */
+	uint64_t elapsed_ms, setup_ms, downtime_ms;
+	uint64_t data_total, data_processed, data_remaining; /* bytes */
+	uint64_t mem_total, mem_processed, mem_remaining; /* bytes */
+	uint64_t dirty_rate; /* pages per second */
+	uint64_t page_size; /* bytes */
+	uint64_t iteration; /* passes over guest memory so far */
+	char errmsg[64]; /* failed jobs, when libvirt says why; else "" */
+};
+
+/* What a job-related lifecycle event (VM_JOB_OBS_LIFECYCLE) says. */
+enum vm_job_lc {
+	VM_JOB_LC_NONE = 0,
+	VM_JOB_LC_INCOMING, /* started for an incoming migration */
+	VM_JOB_LC_RESTORED, /* started from a saved state file (the restore is over) */
+	VM_JOB_LC_PAUSED, /* paused for migration (stop-and-copy) or post-copy */
+	VM_JOB_LC_RESUMED, /* resumed after migration (or into post-copy) */
+	VM_JOB_LC_STOPPED, /* stopped: migrated away, or saved */
+	VM_JOB_LC_POSTCOPY_FAILED, /* post-copy migration failed */
+};
+
+enum vm_job_obs_kind {
+	VM_JOB_OBS_STATS, /* polled: the job is active, stats are its progress */
+	VM_JOB_OBS_ITERATION, /* event: a new pass over guest memory began */
+	VM_JOB_OBS_LIFECYCLE, /* event: a lifecycle event that concerns jobs */
+	VM_JOB_OBS_COMPLETED, /* event: the job completed, stats are final */
+	VM_JOB_OBS_GONE, /* polled: no job any more; stats are final if result set */
+};
+
+/*
+ * One observation of a domain's long job (migration, save, dump, ...), in
+ * the order registry__refresh() made or received them. Events carry the
+ * time libvirt delivered them; polls the time of the poll.
+ */
+struct vm_job_obs {
+	char name[128];
+	char uuid[40];
+	uint8_t kind; /* enum vm_job_obs_kind */
+	uint8_t lc; /* VM_JOB_OBS_LIFECYCLE: enum vm_job_lc */
+	uint64_t iteration; /* VM_JOB_OBS_ITERATION */
+	uint64_t ts_ms; /* CLOCK_MONOTONIC */
+	struct vm_job_stats stats; /* _STATS, _COMPLETED, _GONE */
+};
+
+/*
+ * Call fn(obs, ctx) for every job observation of the last registry__refresh().
+ *
+ * A refresh drains libvirt's migration-iteration, job-completed and
+ * job-related lifecycle events (migrated, saved, restored, ...) queued by
+ * libvirt's event thread, then polls virDomainGetJobStats() on the tick
+ * thread: once a refresh (so at most once a second) for domains whose job
+ * is known to be active, and for all active domains every 5 s to find jobs
+ * that announced themselves with no event. When a job is no longer active
+ * it is reported _GONE, with the completed job's statistics when libvirt
+ * kept them (read with VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED, so other
+ * clients still see them). Stops early and returns fn's value when it is
+ * non-zero; returns 0 otherwise, and calls nothing without libvirt.
+ */
+int registry__for_each_job(struct registry *r, int (*fn)(const struct vm_job_obs *obs, void *ctx),
+			   void *ctx);
+
+/*
+ * Poll libvirt's job statistics at every refresh (on: the span synthesizer's
+ * registry), or not (off, the default: the tick's registry needs no jobs).
+ * Events are observed either way.
+ */
+void registry__track_jobs(struct registry *r, bool on);
 
 #endif /* NOVAMON_REGISTRY_H */

@@ -95,14 +95,15 @@ class Daemon:
     # would be counted too, so they run without it unless a test asks.
     DEFAULT_CONFIG = "store:\n  enabled: false\n"
 
-    def __init__(self, *args, probes=None, config=DEFAULT_CONFIG):
+    def __init__(self, *args, probes=None, config=DEFAULT_CONFIG, wrap=()):
         import tempfile
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tempfile.NamedTemporaryFile("w", prefix="novamon-", suffix=".yaml")
         self.config.write(config)
         self.config.flush()
-        cmd = [os.environ.get("NOVAMON_BIN", "novamon"), "run", "--listen",
+        # wrap: a command prefix, e.g. nsenter into a libvirtd's mount namespace
+        cmd = list(wrap) + [os.environ.get("NOVAMON_BIN", "novamon"), "run", "--listen",
                f"127.0.0.1:{self.port}", "--config", self.config.name]
         if probes:
             cmd += ["--probes", probes]

@@ -22,6 +22,8 @@
  *   "vm destroy", "vm crash", "vm undefine", "vm pmsuspend"
  *                           novamon.vm, novamon.vm.uuid, process.pid,
  *                           novamon.vm.source ("libvirt" or "process")
+ *   "vm migrate" (and its phases), "vm save", "vm restore", "vm dump", ...
+ *                           libvirt jobs, from its job info: see vmjob.c
  *
  * novamon.vcpu is -1 when the vCPU index is not known.
  */
@@ -46,6 +48,7 @@
 #include "probes/probes.h"
 #include "registry.h"
 #include "spans.h"
+#include "vmjob.h"
 #include "vmtrace.h"
 #include "worker.h"
 
@@ -181,6 +184,7 @@ struct spans {
 
 	struct spans_life *life;
 	size_t nlife;
+	struct vmjob *jobs; /* libvirt jobs in progress; NULL with no_lifecycle */
 	bool refreshed_once;
 
 	struct log_record *logs;
@@ -1216,6 +1220,32 @@ static void life_refresh(struct spans *s, uint64_t prev_real)
 	s->refreshed_once = true;
 }
 
+/* vmjob's ops: IDs from our generator, spans straight to the sinks. */
+static void job_new_id(void *ctx, uint8_t *id, size_t n)
+{
+	new_id(ctx, id, n);
+}
+
+static void job_emit(void *ctx, const struct span *sp)
+{
+	struct spans *s = ctx;
+	size_t i;
+
+	for (i = 0; i < s->o.nsinks; i++)
+		if (s->o.sinks[i].span)
+			s->o.sinks[i].span(s->o.sinks[i].ctx, sp);
+	store_relaxed(&s->synthesized[SPANS_KIND_VM_LIFECYCLE],
+		      s->synthesized[SPANS_KIND_VM_LIFECYCLE] + 1);
+}
+
+static int job_obs_one(const struct vm_job_obs *o, void *ctx)
+{
+	struct spans *s = ctx;
+
+	vmjob__observe(s->jobs, o, s->mono_to_real);
+	return 0;
+}
+
 static void refresh(struct spans *s, uint64_t mono_ns)
 {
 	uint64_t prev_real = s->reg_gen ? s->last_refresh_mono + s->mono_to_real : s->now_real;
@@ -1227,6 +1257,10 @@ static void refresh(struct spans *s, uint64_t mono_ns)
 	s->reg_gen++;
 	if (!s->o.no_lifecycle)
 		life_refresh(s, prev_real);
+	if (s->jobs) {
+		registry__for_each_job(s->reg, job_obs_one, s);
+		vmjob__expire(s->jobs, s->now_real);
+	}
 }
 
 /* ---- the round ---- */
@@ -1375,6 +1409,16 @@ struct spans *spans__new(const struct spans_opts *o)
 		if (err && err != -EOPNOTSUPP)
 			goto err_free;
 	}
+	if (!s->o.no_lifecycle) {
+		struct vmjob_ops ops = { .new_id = job_new_id, .emit = job_emit, .ctx = s };
+
+		s->jobs = vmjob__new(&ops);
+		if (!s->jobs) {
+			err = -errno;
+			goto err_free;
+		}
+		registry__track_jobs(s->reg, true);
+	}
 	for (i = 0; s->o.workers && i < s->o.workers->n; i++) {
 		struct span_ring *r = worker__enable_spans(s->o.workers->w[i], &s->o.ring);
 
@@ -1438,6 +1482,7 @@ struct spans *spans__free(struct spans *s)
 				s->o.sinks[k].flush(s->o.sinks[k].ctx);
 	}
 	registry__free(s->reg);
+	vmjob__free(s->jobs);
 	if (s->proc_fd >= 0)
 		close(s->proc_fd);
 	free(s->batch);
