@@ -371,3 +371,52 @@ Test(vmjob, domain_start_job_and_unknown_jobs_give_no_span)
 	vmjob__expire(jobs, OFF + 60000 * MS);
 	cr_assert_eq(ngot, 0);
 }
+
+/* The job's IDs are given out when it begins (exemplars) and are the emitted span's. */
+static uint8_t began_trace[16], began_span[8];
+static int nbegin, nend;
+static size_t ngot_at_begin;
+
+static void on_begin(void *ctx, const char *name, const uint8_t *trace_id, const uint8_t *span_id,
+		     uint64_t start_ns)
+{
+	(void)ctx;
+	(void)start_ns;
+	cr_assert_str_eq(name, "nmig");
+	memcpy(began_trace, trace_id, sizeof(began_trace));
+	memcpy(began_span, span_id, sizeof(began_span));
+	ngot_at_begin = ngot;
+	nbegin++;
+}
+
+static void on_end(void *ctx, const char *name)
+{
+	(void)ctx;
+	cr_assert_str_eq(name, "nmig");
+	nend++;
+}
+
+Test(vmjob, ids_given_out_at_the_start_are_the_spans)
+{
+	struct vmjob_ops ops = { .new_id = fake_id, .emit = take, .begin = on_begin, .end = on_end };
+	struct vm_job_stats run = running_out(),
+			    done = completed(VM_JOB_OP_MIGRATION_OUT, 4000, 21);
+	const struct span *m;
+
+	jobs = vmjob__free(jobs);
+	jobs = vmjob__new(&ops);
+	nbegin = nend = 0;
+	obs(VM_JOB_OBS_STATS, 10000, &run, 0, 0);
+	cr_assert_eq(nbegin, 1);
+	cr_assert_eq(ngot_at_begin, 0, "given out before any span is emitted");
+	cr_assert_eq(nend, 0);
+	obs(VM_JOB_OBS_STATS, 11000, &run, 0, 0);
+	obs(VM_JOB_OBS_COMPLETED, 12000, &done, 0, 0);
+	cr_assert_eq(nbegin, 1);
+	cr_assert_eq(nend, 1);
+	m = find("vm migrate", 0);
+	cr_assert_not_null(m);
+	cr_assert_eq(memcmp(m->trace_id, began_trace, 16), 0);
+	cr_assert_eq(memcmp(m->span_id, began_span, 8), 0);
+	cr_assert_eq(memcmp(find("vm migrate setup", 0)->trace_id, began_trace, 16), 0);
+}

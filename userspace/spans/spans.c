@@ -1238,6 +1238,26 @@ static void job_emit(void *ctx, const struct span *sp)
 		      s->synthesized[SPANS_KIND_VM_LIFECYCLE] + 1);
 }
 
+/* A job's span covers its VM meanwhile: its IDs go on the VM's samples (vmtrace). */
+static void job_begin(void *ctx, const char *name, const uint8_t *trace_id, const uint8_t *span_id,
+		      uint64_t start_ns)
+{
+	struct spans *s = ctx;
+	struct spans_life *l = life_find(s, name, 0);
+
+	if (l && l->tgid)
+		vmtrace__begin_op(s->o.vmtrace, l->tgid, trace_id, span_id, start_ns);
+}
+
+static void job_end(void *ctx, const char *name)
+{
+	struct spans *s = ctx;
+	struct spans_life *l = life_find(s, name, 0);
+
+	if (l && l->tgid)
+		vmtrace__end_op(s->o.vmtrace, l->tgid);
+}
+
 static int job_obs_one(const struct vm_job_obs *o, void *ctx)
 {
 	struct spans *s = ctx;
@@ -1410,7 +1430,11 @@ struct spans *spans__new(const struct spans_opts *o)
 			goto err_free;
 	}
 	if (!s->o.no_lifecycle) {
-		struct vmjob_ops ops = { .new_id = job_new_id, .emit = job_emit, .ctx = s };
+		struct vmjob_ops ops = { .new_id = job_new_id,
+					 .emit = job_emit,
+					 .begin = job_begin,
+					 .end = job_end,
+					 .ctx = s };
 
 		s->jobs = vmjob__new(&ops);
 		if (!s->jobs) {

@@ -75,6 +75,7 @@ struct vmjob_one {
 	char name[128];
 	char uuid[40];
 	uint8_t op; /* enum vm_job_op */
+	uint8_t trace_id[16], span_id[8]; /* the job span's, given out at its start */
 	bool migration; /* an iteration or migration lifecycle event was seen */
 	uint64_t start_ns; /* Unix ns */
 	bool start_exact; /* from libvirt's elapsed time */
@@ -168,6 +169,10 @@ static struct vmjob_one *job_add(struct vmjob *j, const struct vm_job_obs *o, ui
 	snprintf(e->name, sizeof(e->name), "%s", o->name);
 	snprintf(e->uuid, sizeof(e->uuid), "%s", o->uuid);
 	e->start_ns = ts;
+	j->ops.new_id(j->ops.ctx, e->trace_id, sizeof(e->trace_id));
+	j->ops.new_id(j->ops.ctx, e->span_id, sizeof(e->span_id));
+	if (j->ops.begin)
+		j->ops.begin(j->ops.ctx, e->name, e->trace_id, e->span_id, ts);
 	j->active++;
 	return e;
 }
@@ -175,6 +180,8 @@ static struct vmjob_one *job_add(struct vmjob *j, const struct vm_job_obs *o, ui
 /* The job ended at ts; at_poll: a poll found it so, its event may come yet. */
 static void job_drop(struct vmjob *j, struct vmjob_one *e, bool at_poll, uint64_t ts)
 {
+	if (j->ops.end)
+		j->ops.end(j->ops.ctx, e->name);
 	if (at_poll) {
 		e->done = true;
 		e->done_ns = ts;
@@ -417,7 +424,7 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 {
 	struct vm_job_stats st = final ? *final : e->last;
 	uint8_t result = final ? final->result : VM_JOB_UNKNOWN;
-	uint8_t trace[16], parent[8];
+	const uint8_t *trace = e->trace_id, *parent = e->span_id;
 	const char *status;
 	struct span *sp;
 	bool migration;
@@ -470,8 +477,6 @@ static void job_end(struct vmjob *j, struct vmjob_one *e, const struct vm_job_st
 		status = "unknown";
 		break;
 	}
-	j->ops.new_id(j->ops.ctx, trace, sizeof(trace));
-	j->ops.new_id(j->ops.ctx, parent, sizeof(parent));
 	if (migration)
 		job_phases(j, e, &st, trace, parent, ts, result == VM_JOB_COMPLETED);
 

@@ -34,6 +34,14 @@ struct vmjob_ops {
 	void (*new_id)(void *ctx, uint8_t *id, size_t n);
 	/* A finished span (children before their parent); sp is reused after. */
 	void (*emit)(void *ctx, const struct span *sp);
+	/*
+	 * Optional (NULL: not told). A job of VM name began: its span will
+	 * have these IDs, so the VM's samples meanwhile can name it
+	 * (exemplars); end: that job's span was emitted.
+	 */
+	void (*begin)(void *ctx, const char *name, const uint8_t *trace_id, const uint8_t *span_id,
+		      uint64_t start_ns);
+	void (*end)(void *ctx, const char *name);
 	void *ctx;
 };
 
