@@ -20,7 +20,7 @@
  *   mem_series   heap bytes per active series (100K series, labels + head)
  *   select_1h    latency of selecting 1 h at 1 s over 1,000 series
  *
- * Prints `bench <name> <value> <unit>` lines.
+ * Prints `bench <name> <value> <unit>` lines. No options but --help; no root.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -236,7 +236,8 @@ static double bench_realistic(void)
 			}
 			if (rand() % 100 < 3)
 				cv[22] += 4096.0 * (rand() % 64 - 32);
-			cv[25] = round((2 + 1.5 * sin(k / 600.0) + (double)rand() / RAND_MAX) * 100) /
+			cv[25] = round((2 + 1.5 * sin(k / 600.0) + (double)rand() / RAND_MAX) *
+				       100) /
 				 100;
 			cv[26] = (double)(k / 900); /* e.g. a config generation */
 		}
@@ -251,7 +252,18 @@ static double bench_realistic(void)
 	return (double)st.chunk_bytes / (double)st.samples;
 }
 
-int main(void)
+static void usage(FILE *f, const char *argv0)
+{
+	fprintf(f,
+		"Usage: %s [--help]\n"
+		"The store core in-process on one core: append throughput (labels and series\n"
+		"references, 1k and 100k series), select latency of 1 h at 1 s over 1,000\n"
+		"series, compressed bytes per sample per data shape and on realistic data, heap\n"
+		"bytes per active series. Prints `bench <name> <value> <unit>` lines.\n",
+		argv0);
+}
+
+int main(int argc, char **argv)
 {
 	static const enum bench_shape counter[] = { SHAPE_COUNTER }, gauge[] = { SHAPE_GAUGE },
 				      constant[] = { SHAPE_CONST },
@@ -265,6 +277,12 @@ int main(void)
 	size_t n, i;
 	int k;
 
+	if (argc > 1) {
+		bool help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+
+		usage(help ? stdout : stderr, argv[0]);
+		return help ? 0 : 2;
+	}
 	rate = bench_append(1000, 3600, false, &core, &db);
 	printf("bench tsdb_append_1k_series %.0f samples/s\n", rate);
 	printf("bench tsdb_append_1k_series_per_core %.0f samples/s\n", core);
