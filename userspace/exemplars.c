@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <regex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +16,7 @@
 
 #include "exemplars.h"
 #include "feed.h"
-#include "rx.h"
+#include "tsdb/matcher.h"
 
 #define EXEMPLARS_MAX_LABELS 32
 #define EXEMPLARS_LABEL_BUF 1024
@@ -180,63 +179,15 @@ void exemplars__stats(struct exemplars *x, struct exemplars_stats *st)
 
 /* ---- queries ---- */
 
-struct exemplars_cmatcher {
-	const struct tsdb_matcher *m;
-	regex_t re;
-	bool has_re;
-};
-
-/* Compile m (regular expressions fully anchored, as Prometheus anchors them). */
-static int exemplars_cmatcher_init(struct exemplars_cmatcher *cm, const struct tsdb_matcher *m)
+/* Whether the series labels l[0..n) satisfy cm (a missing label is ""). */
+static bool exemplars_cmatch(const struct tsdb_cmatcher *cm, const struct tsdb_label *l, size_t n)
 {
-	char rx_err[128], *pat;
-	size_t len;
-	int rc;
-
-	cm->m = m;
-	cm->has_re = false;
-	if (!m->name || !m->value)
-		return -EINVAL;
-	if (m->type != TSDB_MATCH_RE && m->type != TSDB_MATCH_NRE)
-		return 0;
-	len = strlen(m->value);
-	pat = malloc(len + 5);
-	if (!pat)
-		return -ENOMEM;
-	memcpy(pat, "^(", 2);
-	memcpy(pat + 2, m->value, len);
-	memcpy(pat + 2 + len, ")$", 3);
-	rc = rx_compile(&cm->re, pat, REG_EXTENDED | REG_NOSUB, rx_err, sizeof(rx_err));
-	free(pat);
-	if (rc)
-		return rc;
-	cm->has_re = true;
-	return 0;
-}
-
-static bool exemplars_cmatch(const struct exemplars_cmatcher *cm, const struct tsdb_label *l,
-			     size_t n)
-{
-	const char *v = "";
-	bool eq;
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (!strcmp(l[i].name, cm->m->name)) {
-			v = l[i].value;
-			break;
-		}
-	switch (cm->m->type) {
-	case TSDB_MATCH_EQ:
-		return !strcmp(cm->m->value, v);
-	case TSDB_MATCH_NEQ:
-		return strcmp(cm->m->value, v) != 0;
-	case TSDB_MATCH_RE:
-	case TSDB_MATCH_NRE:
-		eq = regexec(&cm->re, v, 0, NULL, 0) == 0;
-		return cm->m->type == TSDB_MATCH_RE ? eq : !eq;
-	}
-	return false;
+		if (!strcmp(l[i].name, cm->m->name))
+			return tsdb_cmatcher__match(cm, l[i].value);
+	return tsdb_cmatcher__match(cm, "");
 }
 
 /* The labels of an entry's series, __name__ first, values in buf. Count or < 0. */
@@ -276,7 +227,7 @@ static bool exemplars_same_series(const struct exemplars_entry *a, const struct 
 int exemplars__query(struct exemplars *x, const struct exemplars_selector *sel, size_t nsel,
 		     int64_t start_ms, int64_t end_ms, exemplars_series_fn fn, void *ctx)
 {
-	struct exemplars_cmatcher cm[EXEMPLARS_MAX_MATCHERS];
+	struct tsdb_cmatcher cm[EXEMPLARS_MAX_MATCHERS];
 	const struct metric_exemplar **run = NULL;
 	struct tsdb_label l[EXEMPLARS_MAX_LABELS];
 	char buf[EXEMPLARS_LABEL_BUF];
@@ -291,7 +242,7 @@ int exemplars__query(struct exemplars *x, const struct exemplars_selector *sel, 
 				rc = -E2BIG;
 				goto out;
 			}
-			rc = exemplars_cmatcher_init(&cm[ncm], &sel[s].m[j]);
+			rc = tsdb_cmatcher__init(&cm[ncm], &sel[s].m[j]);
 			if (rc)
 				goto out;
 			ncm++;
@@ -336,8 +287,7 @@ unlock:
 	pthread_mutex_unlock(&x->lock);
 out:
 	for (i = 0; i < ncm; i++)
-		if (cm[i].has_re)
-			regfree(&cm[i].re);
+		tsdb_cmatcher__fini(&cm[i]);
 	free(hit);
 	free(run);
 	return rc;

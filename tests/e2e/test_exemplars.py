@@ -40,15 +40,27 @@ OM_ACCEPT = ("application/openmetrics-text;version=1.0.0,"
              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
-def wait_for(what, pred, timeout, interval=1.0):
+def wait_for(what, pred, timeout, interval=1.0, why=None):
     t_end = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > t_end:
-            e2e.fail(f"timed out after {timeout} s waiting for {what}")
+            e2e.fail(f"timed out after {timeout} s waiting for {what}" + (why() if why else ""))
         time.sleep(interval)
+
+
+def scrape_health(prom_url):
+    """What Prometheus says of its last scrape of novamon: for a failure message."""
+    try:
+        with urllib.request.urlopen(prom_url + "/api/v1/targets", timeout=5) as r:
+            t = json.load(r)["data"]["activeTargets"]
+        return "; Prometheus' targets: " + "; ".join(
+            f"{x['scrapeUrl']} {x['health']} {x.get('lastError')!r} {x.get('lastScrapeDuration')} s"
+            for x in t)
+    except Exception as e:  # a diagnostic only
+        return f"; Prometheus' targets unavailable: {e}"
 
 
 def exported_spans(path, vm):
@@ -138,7 +150,8 @@ def run(d, qemu, promtool, spans_path):
             # Prometheus ingests exemplars on the VM's series from its scrapes.
             sel = f'{{vm="{name}"}}'
             prom_ex = wait_for(f"exemplars of {sel} in Prometheus",
-                               lambda: flat(query_exemplars(prom.url, sel, t0 - 5, time.time() + 5)), 40)
+                               lambda: flat(query_exemplars(prom.url, sel, t0 - 5, time.time() + 5)), 40,
+                               why=lambda: scrape_health(prom.url))
             log(f"Prometheus holds {len(prom_ex)} exemplars on {len({e[0] for e in prom_ex})} "
                 f"of the VM's families: {sorted({e[0] for e in prom_ex})}")
 

@@ -8,12 +8,11 @@
  * tables are rebuilt when live plus dead slots pass half the capacity.
  */
 #include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tsdb/index.h"
-#include "rx.h"
+#include "tsdb/matcher.h"
 
 #define TOMBSTONE ((void *)1)
 
@@ -598,67 +597,13 @@ static void idvec_sort_unique(struct idvec *a, bool sorted)
 	a->n = o;
 }
 
-struct cmatcher {
-	const struct tsdb_matcher *m;
-	regex_t re;
-	bool has_re;
-	bool matches_empty;
-};
-
-static bool cmatch(const struct cmatcher *cm, const char *value)
-{
-	bool eq;
-
-	switch (cm->m->type) {
-	case TSDB_MATCH_EQ:
-		return !strcmp(cm->m->value, value);
-	case TSDB_MATCH_NEQ:
-		return strcmp(cm->m->value, value) != 0;
-	case TSDB_MATCH_RE:
-	case TSDB_MATCH_NRE:
-		eq = regexec(&cm->re, value, 0, NULL, 0) == 0;
-		return cm->m->type == TSDB_MATCH_RE ? eq : !eq;
-	}
-	return false;
-}
-
-static int cmatcher_init(struct cmatcher *cm, const struct tsdb_matcher *m)
-{
-	char rx_err[128];
-	size_t len;
-	char *pat;
-	int rc;
-
-	memset(cm, 0, sizeof(*cm));
-	cm->m = m;
-	if (!m->name || !m->value)
-		return -EINVAL;
-	if (m->type == TSDB_MATCH_RE || m->type == TSDB_MATCH_NRE) {
-		len = strlen(m->value);
-		pat = malloc(len + 5);
-		if (!pat)
-			return -ENOMEM;
-		memcpy(pat, "^(", 2);
-		memcpy(pat + 2, m->value, len);
-		memcpy(pat + 2 + len, ")$", 3);
-		rc = rx_compile(&cm->re, pat, REG_EXTENDED | REG_NOSUB, rx_err, sizeof(rx_err));
-		free(pat);
-		if (rc)
-			return rc;
-		cm->has_re = true;
-	} else if (m->type != TSDB_MATCH_EQ && m->type != TSDB_MATCH_NEQ) {
-		return -EINVAL;
-	}
-	cm->matches_empty = cmatch(cm, "");
-	return 0;
-}
-
 /*
- * Series whose value of the matcher's label satisfies want == cmatch():
+ * Series whose value of the matcher's label satisfies want == tsdb_cmatcher__match():
  * the union of the postings of the values that do (series lacking the label
  * are not included).
  */
-static int collect(const struct index *ix, const struct cmatcher *cm, bool want, struct idvec *out)
+static int collect(const struct index *ix, const struct tsdb_cmatcher *cm, bool want,
+		   struct idvec *out)
 {
 	const char *name = cm->m->name;
 	size_t nlen = strlen(name), i, nvals = 0;
@@ -682,7 +627,7 @@ static int collect(const struct index *ix, const struct cmatcher *cm, bool want,
 		v = (const struct ix_value *)nm->values.slots[i];
 		if (!v || (const void *)v == TOMBSTONE)
 			continue;
-		if (cmatch(cm, v->e.key) != want)
+		if (tsdb_cmatcher__match(cm, v->e.key) != want)
 			continue;
 		if (idvec_push_many(out, v->ids, v->n))
 			return -ENOMEM;
@@ -710,7 +655,7 @@ static void merge(struct idvec *a, const struct idvec *b, bool intersect)
 int index__select(const struct index *ix, const struct tsdb_matcher *m, size_t nm, uint32_t **ids,
 		  size_t *n)
 {
-	struct cmatcher *cms = NULL;
+	struct tsdb_cmatcher *cms = NULL;
 	struct idvec acc = { 0 }, tmp = { 0 };
 	size_t i, ncm = 0;
 	ssize_t first = -1;
@@ -730,7 +675,7 @@ int index__select(const struct index *ix, const struct tsdb_matcher *m, size_t n
 	if (!cms)
 		return -ENOMEM;
 	for (i = 0; i < nm; i++) {
-		err = cmatcher_init(&cms[i], &m[i]);
+		err = tsdb_cmatcher__init(&cms[i], &m[i]);
 		if (err)
 			goto cleanup;
 		ncm++;
@@ -760,10 +705,8 @@ done:
 	*n = acc.n;
 	acc.v = NULL;
 cleanup:
-	for (i = 0; i < ncm; i++) {
-		if (cms[i].has_re)
-			regfree(&cms[i].re);
-	}
+	for (i = 0; i < ncm; i++)
+		tsdb_cmatcher__fini(&cms[i]);
 	free(cms);
 	free(acc.v);
 	free(tmp.v);
