@@ -126,6 +126,8 @@ struct ws_sub {
 	uint64_t err_seen; /* the stream error_seq already reported */
 	unsigned int refresh; /* seconds between messages (dashboards) */
 	bool dashboard; /* always the newest state at its interval */
+	enum ws_proto_encoding head_enc; /* of head */
+	struct ws_buf head; /* the data message head with this id, rendered once */
 	size_t idlen;
 	char id[WS_PROTO_MAX_ID + 1];
 };
@@ -139,6 +141,7 @@ struct ws_reply {
 /* Per connection: lws' per-session data, zeroed by lws. */
 struct ws_conn {
 	struct lws *wsi;
+	int fd;
 	struct ws_conn *next, *prev; /* ws->conns */
 	struct ws_sub *subs;
 	unsigned int nsubs;
@@ -866,6 +869,7 @@ static void ws_sub_release(struct ws *ws, struct ws_sub *sub)
 	if (!--sub->st->nsubs)
 		sub->st->idle_since_ms = ws_now_ms();
 	pthread_mutex_unlock(&ws->lock);
+	ws_buf_free(&sub->head);
 	free(sub);
 	atomic_fetch_sub(&ws->n_subs, 1);
 }
@@ -1067,11 +1071,11 @@ static int ws_on_receive(struct ws *ws, struct ws_conn *c, const void *in, size_
 }
 
 /* Bytes written to the socket that the peer has not acknowledged yet. */
-static int ws_unsent(struct lws *wsi)
+static int ws_unsent(int fd)
 {
 	int n = 0;
 
-	if (ioctl(lws_get_socket_fd(wsi), SIOCOUTQ, &n))
+	if (ioctl(fd, SIOCOUTQ, &n))
 		return 0;
 	return n;
 }
@@ -1174,37 +1178,95 @@ static bool ws_due_error(struct ws_sub *sub, char *msg, size_t len)
 	return true;
 }
 
-/* Append sub's due error and data frames to ws->out. Returns 1 when it has more, -1 on ENOMEM. */
-static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, bool coalesce)
+/*
+ * Append sub's due error and data frames to out. ws->lock held (taken once
+ * per connection, not per subscription). The data head ({"type":"data","id":..
+ * or its binary form) is rendered once per subscription and encoding and
+ * kept with it. Returns 1 when it has more, 0, or -1 on ENOMEM.
+ */
+static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, bool coalesce,
+			  struct ws_buf *out)
 {
 	unsigned char opcode = c->enc == WS_ENC_BINARY ? 0x2 : 0x1;
-	struct ws_buf head = { 0 }, msg = { 0 };
+	struct ws_buf msg = { 0 };
 	struct ws_blob *blob = NULL;
 	char emsg[256];
 	uint64_t seq = 0;
-	bool has_error, more = false;
+	bool more = false;
 	int rc;
 
-	pthread_mutex_lock(&ws->lock);
-	has_error = ws_due_error(sub, emsg, sizeof(emsg));
-	rc = ws_next_message(ws, c, sub, coalesce, &blob, &seq, &more);
-	pthread_mutex_unlock(&ws->lock);
-	if (has_error) {
+	if (ws_due_error(sub, emsg, sizeof(emsg))) {
 		ws_proto_error(&msg, sub->id, emsg);
-		ws_frame(&ws->out, 0x1, msg.p, msg.len);
+		ws_frame(out, 0x1, msg.p, msg.len);
 		ws_buf_free(&msg);
 	}
+	rc = ws_next_message(ws, c, sub, coalesce, &blob, &seq, &more);
 	if (rc <= 0)
 		return rc;
-	ws_proto_data_head(&head, c->enc, sub->id, sub->idlen);
-	ws_frame_head(&ws->out, opcode, head.len + blob->len);
-	ws_buf_put(&ws->out, head.p, head.len);
-	ws_buf_put(&ws->out, blob->data, blob->len);
-	ws_buf_free(&head);
+	if (!sub->head.len || sub->head_enc != c->enc) {
+		sub->head.len = 0;
+		sub->head.err = 0;
+		sub->head_enc = c->enc;
+		if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
+			sub->head.len = 0;
+			ws_blob_put(blob);
+			return -1;
+		}
+	}
+	ws_frame_head(out, opcode, sub->head.len + blob->len);
+	ws_buf_put(out, sub->head.p, sub->head.len);
+	ws_buf_put(out, blob->data, blob->len);
 	ws_blob_put(blob);
 	sub->last_seq = seq;
 	atomic_fetch_add(&ws->n_messages, 1);
 	return more;
+}
+
+/*
+ * Append c's due data (and stream errors) to out, looking at the kernel's
+ * unsent bytes first when due. Touches only c, its subscriptions and what
+ * ws->lock guards, so a sender thread may run it for a connection the
+ * network thread does not touch meanwhile. *more: a subscription has more
+ * to send, or the batch limit stopped the walk. Returns 0, or -1 to close.
+ */
+static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now, bool *more)
+{
+	size_t start = out->len;
+	struct ws_sub *sub = NULL;
+	int rc = 0;
+
+	*more = false;
+	/*
+	 * The kernel's unsent bytes cost a syscall: look only after
+	 * WS_OUTQ_CHECK bytes were written (a client cannot get far behind
+	 * before that), or while the connection is behind.
+	 */
+	if (c->unchecked >= WS_OUTQ_CHECK || c->lagging) {
+		c->unchecked = 0;
+		if ((size_t)ws_unsent(c->fd) > ws->o.soft_bytes) {
+			/* the next round looks again; a stall closes it */
+			if (!c->over_since_ms)
+				c->over_since_ms = now;
+			c->lagging = true;
+			return 0;
+		}
+		c->over_since_ms = 0;
+	}
+	pthread_mutex_lock(&ws->lock);
+	for (sub = c->subs; sub && out->len < WS_WRITE_BATCH; sub = sub->next) {
+		rc = ws_compose_sub(ws, c, sub, c->lagging, out);
+		if (rc < 0)
+			break;
+		*more |= rc > 0;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if (rc < 0 || out->err)
+		return -1;
+	c->unchecked += out->len - start;
+	if (!*more && !sub)
+		c->lagging = false;
+	*more |= sub != NULL;
+	return 0;
 }
 
 /* Write what is due on c, in one write. Returns 0, or -1 to close. */
@@ -1213,8 +1275,6 @@ static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 	struct lws *wsi = c->wsi;
 	int64_t now = ws_now_ms();
 	bool more = false;
-	struct ws_sub *sub = NULL;
-	int rc;
 
 	c->want_since_ms = 0;
 	if (c->close_code) {
@@ -1238,34 +1298,11 @@ static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 		c->want_ping = false;
 		c->ping_sent_ms = now;
 	}
-	/*
-	 * The kernel's unsent bytes cost a syscall: look only after
-	 * WS_OUTQ_CHECK bytes were written (a client cannot get far behind
-	 * before that), or while the connection is behind.
-	 */
-	if (c->unchecked >= WS_OUTQ_CHECK || c->lagging) {
-		c->unchecked = 0;
-		if ((size_t)ws_unsent(wsi) > ws->o.soft_bytes) {
-			/* the next round looks again; a stall closes it */
-			if (!c->over_since_ms)
-				c->over_since_ms = now;
-			c->lagging = true;
-			return ws_flush_out(ws, wsi);
-		}
-		c->over_since_ms = 0;
-	}
-	for (sub = c->subs; sub && ws->out.len < WS_WRITE_BATCH; sub = sub->next) {
-		rc = ws_compose_sub(ws, c, sub, c->lagging);
-		if (rc < 0)
-			return -1;
-		more |= rc > 0;
-	}
-	c->unchecked += ws->out.len - LWS_PRE;
+	if (ws_fill(ws, c, &ws->out, now, &more))
+		return -1;
 	if (ws_flush_out(ws, wsi))
 		return -1;
-	if (!more && !sub)
-		c->lagging = false;
-	if (more || sub || c->rq_head) {
+	if (more || c->rq_head) {
 		c->want_since_ms = now;
 		lws_callback_on_writable(wsi);
 	}
@@ -1470,6 +1507,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	int i, sndbuf = (int)(2 * ws->o.soft_bytes);
 
 	c->wsi = wsi;
+	c->fd = lws_get_socket_fd(wsi);
 	c->last_rx_ms = ws_now_ms();
 	c->next = ws->conns;
 	if (ws->conns)
@@ -1483,7 +1521,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	 * the socket is still writable and its close frame fits behind the
 	 * data it did not read.
 	 */
-	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	for (i = 0; i < c->nwidgets; i++) {
 		struct ws_widget *w = &c->widgets[i];
 
