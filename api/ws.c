@@ -28,6 +28,7 @@
 #include <libwebsockets.h>
 #include <linux/sockios.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -55,6 +56,9 @@
 #define WS_RX_BUFFER 1024
 /* Bytes composed for one write before the rest waits for the next WRITEABLE. */
 #define WS_WRITE_BATCH (64u * 1024)
+/* Due connections in a round below which the network thread writes them alone. */
+#define WS_FANOUT_MIN 256
+#define WS_MAX_SENDERS 15
 /* Bytes written between two looks at the kernel's unsent bytes. */
 #define WS_OUTQ_CHECK (32u * 1024)
 /* Largest send(); a longer write (a big full state) goes out in such pieces. */
@@ -164,6 +168,11 @@ struct ws_conn {
 	bool want_ping;
 	bool lagging; /* was over soft_bytes: coalesce until caught up */
 	bool peer_closed; /* the client sent a close */
+	bool tls; /* lws must write: no send() of our own */
+	/* a sender's outcome for this connection in the round (ws_fanout) */
+	bool tx_failed, tx_more;
+	char *tx_rest; /* LWS_PRE, then what the kernel did not take */
+	size_t tx_rest_len;
 	enum ws_proto_encoding enc;
 	char close_reason[100];
 	struct auth_principal who;
@@ -191,6 +200,18 @@ struct ws {
 	int64_t last_tick_ms; /* evaluator thread */
 	atomic_int kick; /* new evaluations: the network thread looks at its connections */
 
+	/* the senders that write a round's fan-out beside the network thread */
+	struct ws_sender *senders;
+	unsigned int nsenders;
+	pthread_mutex_t fan_lock;
+	pthread_cond_t fan_go, fan_done;
+	unsigned int fan_gen, fan_left;
+	bool fan_quit;
+	struct ws_conn **fan; /* the round's connections for them; network thread */
+	size_t fan_n, fan_cap;
+	int64_t fan_now;
+	_Atomic double fanout_seconds;
+
 	/* network thread only */
 	struct ws_conn *conns;
 	struct ws_buf out; /* LWS_PRE headroom, then the frame */
@@ -198,6 +219,15 @@ struct ws {
 
 	atomic_uint_fast64_t n_conns, n_subs, n_messages, n_coalesced, n_dropped, n_eval_errors;
 	_Atomic double eval_seconds;
+};
+
+/* A thread that writes its slice of each round's connections (ws_fanout). */
+struct ws_sender {
+	struct ws *ws;
+	pthread_t thread;
+	unsigned int index; /* its slice; the network thread's is 0 */
+	bool started;
+	struct ws_buf out;
 };
 
 static int64_t ws_now_ms(void)
@@ -796,6 +826,9 @@ static int ws_sink_describe(void *ctx, struct metric_set *set)
 	metric_set__add_value(set, "novamon_ws_eval_seconds",
 			      "Time the last tick's feed evaluations took.", METRIC_GAUGE, NULL,
 			      s.last_eval_seconds);
+	metric_set__add_value(set, "novamon_ws_fanout_seconds",
+			      "Time the last round of writes to the WebSocket clients took.",
+			      METRIC_GAUGE, NULL, s.last_fanout_seconds);
 	return 0;
 }
 
@@ -1348,6 +1381,135 @@ static void ws_write_now(struct ws *ws, struct ws_conn *c, int64_t now)
 }
 
 /*
+ * Whether a sender may write c's data with a send() of its own: lws must
+ * hold nothing unsent for it and have nothing of its own to write (close
+ * handshake, TLS), and c has no replies or ping queued (those go through
+ * lws on the network thread).
+ */
+static bool ws_direct_ok(const struct ws_conn *c)
+{
+	return !c->close_code && !c->peer_closed && !c->want_since_ms && !c->tls && !c->rq_head &&
+	       !c->want_ping && !lws_partial_buffered(c->wsi);
+}
+
+/*
+ * A sender's write of c's due data: compose into out and send() it. What
+ * the kernel does not take is kept in c->tx_rest for the network thread to
+ * hand to lws (which queues it and waits for POLLOUT), so the bytes stay in
+ * order. Only c and what ws->lock guards are touched: the network thread
+ * waits for the senders meanwhile.
+ */
+static void ws_send_direct(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now)
+{
+	size_t len;
+	ssize_t n;
+
+	c->tx_failed = false;
+	c->tx_more = false;
+	out->len = 0;
+	out->err = 0;
+	if (ws_fill(ws, c, out, now, &c->tx_more)) {
+		c->tx_failed = true;
+		return;
+	}
+	len = out->len;
+	if (!len)
+		return;
+	n = send(c->fd, out->p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		c->tx_failed = true;
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	if ((size_t)n == len)
+		return;
+	c->tx_rest_len = len - (size_t)n;
+	c->tx_rest = malloc(LWS_PRE + c->tx_rest_len);
+	if (!c->tx_rest) {
+		c->tx_failed = true;
+		return;
+	}
+	memcpy(c->tx_rest + LWS_PRE, out->p + n, c->tx_rest_len);
+}
+
+/* Slice i of the round's connections, of nsenders + 1. */
+static void ws_send_slice(struct ws *ws, unsigned int i, struct ws_buf *out)
+{
+	size_t k = ws->nsenders + 1;
+	size_t from = ws->fan_n * i / k, to = ws->fan_n * (i + 1) / k;
+
+	for (; from < to; from++)
+		ws_send_direct(ws, ws->fan[from], out, ws->fan_now);
+}
+
+static void *ws_sender_thread(void *arg)
+{
+	struct ws_sender *s = arg;
+	struct ws *ws = s->ws;
+	unsigned int gen = 0;
+
+	pthread_mutex_lock(&ws->fan_lock);
+	for (;;) {
+		while (!ws->fan_quit && ws->fan_gen == gen)
+			pthread_cond_wait(&ws->fan_go, &ws->fan_lock);
+		if (ws->fan_quit)
+			break;
+		gen = ws->fan_gen;
+		pthread_mutex_unlock(&ws->fan_lock);
+		ws_send_slice(ws, s->index, &s->out);
+		pthread_mutex_lock(&ws->fan_lock);
+		if (!--ws->fan_left)
+			pthread_cond_signal(&ws->fan_done);
+	}
+	pthread_mutex_unlock(&ws->fan_lock);
+	return NULL;
+}
+
+/*
+ * Write the round's connections (ws->fan) from the network thread and the
+ * senders at once, each a slice: the fan-out is one send() per connection,
+ * which on loopback also runs the reader's TCP input, and one thread does
+ * about 5 us of it per connection. Then, on the network thread, hand to
+ * lws what the kernel did not take, close the failed ones and ask for
+ * WRITEABLE where more is held.
+ */
+static void ws_fanout(struct ws *ws, int64_t now)
+{
+	size_t i;
+
+	ws->fan_now = now;
+	pthread_mutex_lock(&ws->fan_lock);
+	ws->fan_left = ws->nsenders;
+	ws->fan_gen++;
+	pthread_cond_broadcast(&ws->fan_go);
+	pthread_mutex_unlock(&ws->fan_lock);
+	ws_send_slice(ws, 0, &ws->out);
+	pthread_mutex_lock(&ws->fan_lock);
+	while (ws->fan_left)
+		pthread_cond_wait(&ws->fan_done, &ws->fan_lock);
+	pthread_mutex_unlock(&ws->fan_lock);
+
+	for (i = 0; i < ws->fan_n; i++) {
+		struct ws_conn *c = ws->fan[i];
+
+		if (c->tx_rest && !c->tx_failed &&
+		    lws_write(c->wsi, (unsigned char *)c->tx_rest + LWS_PRE, c->tx_rest_len,
+			      LWS_WRITE_RAW) < (int)c->tx_rest_len)
+			c->tx_failed = true;
+		free(c->tx_rest);
+		c->tx_rest = NULL;
+		if (c->tx_failed) {
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		} else if (c->tx_more) {
+			c->want_since_ms = now;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	ws->fan_n = 0;
+}
+
+/*
  * Once per evaluation round: ask for WRITEABLE where data is due, ping
  * silent connections, and close those that stall or do not answer.
  */
@@ -1355,8 +1517,12 @@ static void ws_service_round(struct ws *ws)
 {
 	int64_t now = ws_now_ms();
 	int64_t stall = (int64_t)ws->o.stall_seconds * 1000;
+	struct timespec t0, t1;
 	struct ws_conn *c;
+	size_t i;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ws->fan_n = 0;
 	for (c = ws->conns; c; c = c->next) {
 		char reason[100];
 
@@ -1383,9 +1549,35 @@ static void ws_service_round(struct ws *ws)
 			c->want_ping = true;
 			lws_callback_on_writable(c->wsi);
 		}
-		if (ws_conn_due(c))
+		if (!ws_conn_due(c))
+			continue;
+		if (!ws->nsenders || !ws_direct_ok(c)) {
 			ws_write_now(ws, c, now);
+			continue;
+		}
+		if (ws->fan_n == ws->fan_cap) {
+			size_t nc = ws->fan_cap ? 2 * ws->fan_cap : 1024;
+			struct ws_conn **p = realloc(ws->fan, nc * sizeof(*p));
+
+			if (!p) {
+				ws_write_now(ws, c, now);
+				continue;
+			}
+			ws->fan = p;
+			ws->fan_cap = nc;
+		}
+		ws->fan[ws->fan_n++] = c;
 	}
+	if (ws->fan_n >= WS_FANOUT_MIN) {
+		ws_fanout(ws, now);
+	} else {
+		for (i = 0; i < ws->fan_n; i++)
+			ws_write_now(ws, ws->fan[i], now);
+		ws->fan_n = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atomic_store(&ws->fanout_seconds,
+		     (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1508,6 +1700,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 
 	c->wsi = wsi;
 	c->fd = lws_get_socket_fd(wsi);
+	c->tls = lws_is_ssl(wsi);
 	c->last_rx_ms = ws_now_ms();
 	c->next = ws->conns;
 	if (ws->conns)
@@ -1567,6 +1760,8 @@ static void ws_on_closed(struct ws *ws, struct ws_conn *c)
 	c->rx_len = 0;
 	free(c->widgets);
 	c->widgets = NULL;
+	free(c->tx_rest);
+	c->tx_rest = NULL;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1632,6 +1827,42 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ------------------------------------------------------------------------ */
 
+/* The CPUs this process may run on, less the network thread's. */
+static unsigned int ws_default_senders(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 0;
+	n = CPU_COUNT(&set) - 1;
+	return n < 0 ? 0 : (unsigned int)n;
+}
+
+/* Start the senders (ws->nsenders of them). Returns 0 or a positive errno. */
+static int ws_start_senders(struct ws *ws)
+{
+	unsigned int i;
+	int err;
+
+	if (!ws->nsenders)
+		return 0;
+	ws->senders = calloc(ws->nsenders, sizeof(*ws->senders));
+	if (!ws->senders)
+		return ENOMEM;
+	for (i = 0; i < ws->nsenders; i++) {
+		struct ws_sender *s = &ws->senders[i];
+
+		s->ws = ws;
+		s->index = i + 1;
+		err = pthread_create(&s->thread, NULL, ws_sender_thread, s);
+		if (err)
+			return err;
+		s->started = true;
+	}
+	return 0;
+}
+
 struct ws *ws__new(const struct ws_opts *opts)
 {
 	struct ws *ws;
@@ -1671,6 +1902,12 @@ struct ws *ws__new(const struct ws_opts *opts)
 	pthread_mutex_init(&ws->lock, NULL);
 	pthread_mutex_init(&ws->bell_lock, NULL);
 	pthread_cond_init(&ws->bell, NULL);
+	pthread_mutex_init(&ws->fan_lock, NULL);
+	pthread_cond_init(&ws->fan_go, NULL);
+	pthread_cond_init(&ws->fan_done, NULL);
+	ws->nsenders = ws->o.senders ? ws->o.senders - 1 : ws_default_senders();
+	if (ws->nsenders > WS_MAX_SENDERS)
+		ws->nsenders = WS_MAX_SENDERS;
 	atomic_init(&ws->kick, 0);
 	err = pthread_create(&ws->thread, NULL, ws_eval_thread, ws);
 	if (err) {
@@ -1679,6 +1916,12 @@ struct ws *ws__new(const struct ws_opts *opts)
 		return NULL;
 	}
 	ws->thread_started = true;
+	err = ws_start_senders(ws);
+	if (err) {
+		ws__free(ws);
+		errno = err;
+		return NULL;
+	}
 	return ws;
 }
 
@@ -1710,11 +1953,13 @@ void ws__stats(struct ws *ws, struct ws_stats *out)
 	out->dropped = atomic_load(&ws->n_dropped);
 	out->eval_errors = atomic_load(&ws->n_eval_errors);
 	out->last_eval_seconds = atomic_load(&ws->eval_seconds);
+	out->last_fanout_seconds = atomic_load(&ws->fanout_seconds);
 }
 
 void ws__free(struct ws *ws)
 {
 	struct ws_stream *st;
+	unsigned int i;
 
 	if (!ws)
 		return;
@@ -1725,6 +1970,20 @@ void ws__free(struct ws *ws)
 		pthread_mutex_unlock(&ws->bell_lock);
 		pthread_join(ws->thread, NULL);
 	}
+	pthread_mutex_lock(&ws->fan_lock);
+	ws->fan_quit = true;
+	pthread_cond_broadcast(&ws->fan_go);
+	pthread_mutex_unlock(&ws->fan_lock);
+	for (i = 0; ws->senders && i < ws->nsenders; i++) {
+		if (ws->senders[i].started)
+			pthread_join(ws->senders[i].thread, NULL);
+		ws_buf_free(&ws->senders[i].out);
+	}
+	free(ws->senders);
+	free(ws->fan);
+	pthread_cond_destroy(&ws->fan_done);
+	pthread_cond_destroy(&ws->fan_go);
+	pthread_mutex_destroy(&ws->fan_lock);
 	while ((st = ws->streams)) {
 		ws->streams = st->next;
 		ws_stream_free(st);
