@@ -28,6 +28,7 @@
 #include <libwebsockets.h>
 #include <linux/sockios.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -55,6 +56,9 @@
 #define WS_RX_BUFFER 1024
 /* Bytes composed for one write before the rest waits for the next WRITEABLE. */
 #define WS_WRITE_BATCH (64u * 1024)
+/* Due connections in a round below which the network thread writes them alone. */
+#define WS_FANOUT_MIN 256
+#define WS_MAX_SENDERS 15
 /* Bytes written between two looks at the kernel's unsent bytes. */
 #define WS_OUTQ_CHECK (32u * 1024)
 /* Largest send(); a longer write (a big full state) goes out in such pieces. */
@@ -126,6 +130,8 @@ struct ws_sub {
 	uint64_t err_seen; /* the stream error_seq already reported */
 	unsigned int refresh; /* seconds between messages (dashboards) */
 	bool dashboard; /* always the newest state at its interval */
+	enum ws_proto_encoding head_enc; /* of head */
+	struct ws_buf head; /* the data message head with this id, rendered once */
 	size_t idlen;
 	char id[WS_PROTO_MAX_ID + 1];
 };
@@ -139,6 +145,7 @@ struct ws_reply {
 /* Per connection: lws' per-session data, zeroed by lws. */
 struct ws_conn {
 	struct lws *wsi;
+	int fd;
 	struct ws_conn *next, *prev; /* ws->conns */
 	struct ws_sub *subs;
 	unsigned int nsubs;
@@ -161,6 +168,11 @@ struct ws_conn {
 	bool want_ping;
 	bool lagging; /* was over soft_bytes: coalesce until caught up */
 	bool peer_closed; /* the client sent a close */
+	bool tls; /* lws must write: no send() of our own */
+	/* a sender's outcome for this connection in the round (ws_fanout) */
+	bool tx_failed, tx_more;
+	char *tx_rest; /* LWS_PRE, then what the kernel did not take */
+	size_t tx_rest_len;
 	enum ws_proto_encoding enc;
 	char close_reason[100];
 	struct auth_principal who;
@@ -188,6 +200,18 @@ struct ws {
 	int64_t last_tick_ms; /* evaluator thread */
 	atomic_int kick; /* new evaluations: the network thread looks at its connections */
 
+	/* the senders that write a round's fan-out beside the network thread */
+	struct ws_sender *senders;
+	unsigned int nsenders;
+	pthread_mutex_t fan_lock;
+	pthread_cond_t fan_go, fan_done;
+	unsigned int fan_gen, fan_left;
+	bool fan_quit;
+	struct ws_conn **fan; /* the round's connections for them; network thread */
+	size_t fan_n, fan_cap;
+	int64_t fan_now;
+	_Atomic double fanout_seconds;
+
 	/* network thread only */
 	struct ws_conn *conns;
 	struct ws_buf out; /* LWS_PRE headroom, then the frame */
@@ -195,6 +219,15 @@ struct ws {
 
 	atomic_uint_fast64_t n_conns, n_subs, n_messages, n_coalesced, n_dropped, n_eval_errors;
 	_Atomic double eval_seconds;
+};
+
+/* A thread that writes its slice of each round's connections (ws_fanout). */
+struct ws_sender {
+	struct ws *ws;
+	pthread_t thread;
+	unsigned int index; /* its slice; the network thread's is 0 */
+	bool started;
+	struct ws_buf out;
 };
 
 static int64_t ws_now_ms(void)
@@ -793,6 +826,9 @@ static int ws_sink_describe(void *ctx, struct metric_set *set)
 	metric_set__add_value(set, "novamon_ws_eval_seconds",
 			      "Time the last tick's feed evaluations took.", METRIC_GAUGE, NULL,
 			      s.last_eval_seconds);
+	metric_set__add_value(set, "novamon_ws_fanout_seconds",
+			      "Time the last round of writes to the WebSocket clients took.",
+			      METRIC_GAUGE, NULL, s.last_fanout_seconds);
 	return 0;
 }
 
@@ -866,6 +902,7 @@ static void ws_sub_release(struct ws *ws, struct ws_sub *sub)
 	if (!--sub->st->nsubs)
 		sub->st->idle_since_ms = ws_now_ms();
 	pthread_mutex_unlock(&ws->lock);
+	ws_buf_free(&sub->head);
 	free(sub);
 	atomic_fetch_sub(&ws->n_subs, 1);
 }
@@ -1067,11 +1104,11 @@ static int ws_on_receive(struct ws *ws, struct ws_conn *c, const void *in, size_
 }
 
 /* Bytes written to the socket that the peer has not acknowledged yet. */
-static int ws_unsent(struct lws *wsi)
+static int ws_unsent(int fd)
 {
 	int n = 0;
 
-	if (ioctl(lws_get_socket_fd(wsi), SIOCOUTQ, &n))
+	if (ioctl(fd, SIOCOUTQ, &n))
 		return 0;
 	return n;
 }
@@ -1174,37 +1211,95 @@ static bool ws_due_error(struct ws_sub *sub, char *msg, size_t len)
 	return true;
 }
 
-/* Append sub's due error and data frames to ws->out. Returns 1 when it has more, -1 on ENOMEM. */
-static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, bool coalesce)
+/*
+ * Append sub's due error and data frames to out. ws->lock held (taken once
+ * per connection, not per subscription). The data head ({"type":"data","id":..
+ * or its binary form) is rendered once per subscription and encoding and
+ * kept with it. Returns 1 when it has more, 0, or -1 on ENOMEM.
+ */
+static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, bool coalesce,
+			  struct ws_buf *out)
 {
 	unsigned char opcode = c->enc == WS_ENC_BINARY ? 0x2 : 0x1;
-	struct ws_buf head = { 0 }, msg = { 0 };
+	struct ws_buf msg = { 0 };
 	struct ws_blob *blob = NULL;
 	char emsg[256];
 	uint64_t seq = 0;
-	bool has_error, more = false;
+	bool more = false;
 	int rc;
 
-	pthread_mutex_lock(&ws->lock);
-	has_error = ws_due_error(sub, emsg, sizeof(emsg));
-	rc = ws_next_message(ws, c, sub, coalesce, &blob, &seq, &more);
-	pthread_mutex_unlock(&ws->lock);
-	if (has_error) {
+	if (ws_due_error(sub, emsg, sizeof(emsg))) {
 		ws_proto_error(&msg, sub->id, emsg);
-		ws_frame(&ws->out, 0x1, msg.p, msg.len);
+		ws_frame(out, 0x1, msg.p, msg.len);
 		ws_buf_free(&msg);
 	}
+	rc = ws_next_message(ws, c, sub, coalesce, &blob, &seq, &more);
 	if (rc <= 0)
 		return rc;
-	ws_proto_data_head(&head, c->enc, sub->id, sub->idlen);
-	ws_frame_head(&ws->out, opcode, head.len + blob->len);
-	ws_buf_put(&ws->out, head.p, head.len);
-	ws_buf_put(&ws->out, blob->data, blob->len);
-	ws_buf_free(&head);
+	if (!sub->head.len || sub->head_enc != c->enc) {
+		sub->head.len = 0;
+		sub->head.err = 0;
+		sub->head_enc = c->enc;
+		if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
+			sub->head.len = 0;
+			ws_blob_put(blob);
+			return -1;
+		}
+	}
+	ws_frame_head(out, opcode, sub->head.len + blob->len);
+	ws_buf_put(out, sub->head.p, sub->head.len);
+	ws_buf_put(out, blob->data, blob->len);
 	ws_blob_put(blob);
 	sub->last_seq = seq;
 	atomic_fetch_add(&ws->n_messages, 1);
 	return more;
+}
+
+/*
+ * Append c's due data (and stream errors) to out, looking at the kernel's
+ * unsent bytes first when due. Touches only c, its subscriptions and what
+ * ws->lock guards, so a sender thread may run it for a connection the
+ * network thread does not touch meanwhile. *more: a subscription has more
+ * to send, or the batch limit stopped the walk. Returns 0, or -1 to close.
+ */
+static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now, bool *more)
+{
+	size_t start = out->len;
+	struct ws_sub *sub = NULL;
+	int rc = 0;
+
+	*more = false;
+	/*
+	 * The kernel's unsent bytes cost a syscall: look only after
+	 * WS_OUTQ_CHECK bytes were written (a client cannot get far behind
+	 * before that), or while the connection is behind.
+	 */
+	if (c->unchecked >= WS_OUTQ_CHECK || c->lagging) {
+		c->unchecked = 0;
+		if ((size_t)ws_unsent(c->fd) > ws->o.soft_bytes) {
+			/* the next round looks again; a stall closes it */
+			if (!c->over_since_ms)
+				c->over_since_ms = now;
+			c->lagging = true;
+			return 0;
+		}
+		c->over_since_ms = 0;
+	}
+	pthread_mutex_lock(&ws->lock);
+	for (sub = c->subs; sub && out->len < WS_WRITE_BATCH; sub = sub->next) {
+		rc = ws_compose_sub(ws, c, sub, c->lagging, out);
+		if (rc < 0)
+			break;
+		*more |= rc > 0;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if (rc < 0 || out->err)
+		return -1;
+	c->unchecked += out->len - start;
+	if (!*more && !sub)
+		c->lagging = false;
+	*more |= sub != NULL;
+	return 0;
 }
 
 /* Write what is due on c, in one write. Returns 0, or -1 to close. */
@@ -1213,8 +1308,6 @@ static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 	struct lws *wsi = c->wsi;
 	int64_t now = ws_now_ms();
 	bool more = false;
-	struct ws_sub *sub = NULL;
-	int rc;
 
 	c->want_since_ms = 0;
 	if (c->close_code) {
@@ -1238,34 +1331,11 @@ static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 		c->want_ping = false;
 		c->ping_sent_ms = now;
 	}
-	/*
-	 * The kernel's unsent bytes cost a syscall: look only after
-	 * WS_OUTQ_CHECK bytes were written (a client cannot get far behind
-	 * before that), or while the connection is behind.
-	 */
-	if (c->unchecked >= WS_OUTQ_CHECK || c->lagging) {
-		c->unchecked = 0;
-		if ((size_t)ws_unsent(wsi) > ws->o.soft_bytes) {
-			/* the next round looks again; a stall closes it */
-			if (!c->over_since_ms)
-				c->over_since_ms = now;
-			c->lagging = true;
-			return ws_flush_out(ws, wsi);
-		}
-		c->over_since_ms = 0;
-	}
-	for (sub = c->subs; sub && ws->out.len < WS_WRITE_BATCH; sub = sub->next) {
-		rc = ws_compose_sub(ws, c, sub, c->lagging);
-		if (rc < 0)
-			return -1;
-		more |= rc > 0;
-	}
-	c->unchecked += ws->out.len - LWS_PRE;
+	if (ws_fill(ws, c, &ws->out, now, &more))
+		return -1;
 	if (ws_flush_out(ws, wsi))
 		return -1;
-	if (!more && !sub)
-		c->lagging = false;
-	if (more || sub || c->rq_head) {
+	if (more || c->rq_head) {
 		c->want_since_ms = now;
 		lws_callback_on_writable(wsi);
 	}
@@ -1311,6 +1381,135 @@ static void ws_write_now(struct ws *ws, struct ws_conn *c, int64_t now)
 }
 
 /*
+ * Whether a sender may write c's data with a send() of its own: lws must
+ * hold nothing unsent for it and have nothing of its own to write (close
+ * handshake, TLS), and c has no replies or ping queued (those go through
+ * lws on the network thread).
+ */
+static bool ws_direct_ok(const struct ws_conn *c)
+{
+	return !c->close_code && !c->peer_closed && !c->want_since_ms && !c->tls && !c->rq_head &&
+	       !c->want_ping && !lws_partial_buffered(c->wsi);
+}
+
+/*
+ * A sender's write of c's due data: compose into out and send() it. What
+ * the kernel does not take is kept in c->tx_rest for the network thread to
+ * hand to lws (which queues it and waits for POLLOUT), so the bytes stay in
+ * order. Only c and what ws->lock guards are touched: the network thread
+ * waits for the senders meanwhile.
+ */
+static void ws_send_direct(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now)
+{
+	size_t len;
+	ssize_t n;
+
+	c->tx_failed = false;
+	c->tx_more = false;
+	out->len = 0;
+	out->err = 0;
+	if (ws_fill(ws, c, out, now, &c->tx_more)) {
+		c->tx_failed = true;
+		return;
+	}
+	len = out->len;
+	if (!len)
+		return;
+	n = send(c->fd, out->p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		c->tx_failed = true;
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	if ((size_t)n == len)
+		return;
+	c->tx_rest_len = len - (size_t)n;
+	c->tx_rest = malloc(LWS_PRE + c->tx_rest_len);
+	if (!c->tx_rest) {
+		c->tx_failed = true;
+		return;
+	}
+	memcpy(c->tx_rest + LWS_PRE, out->p + n, c->tx_rest_len);
+}
+
+/* Slice i of the round's connections, of nsenders + 1. */
+static void ws_send_slice(struct ws *ws, unsigned int i, struct ws_buf *out)
+{
+	size_t k = ws->nsenders + 1;
+	size_t from = ws->fan_n * i / k, to = ws->fan_n * (i + 1) / k;
+
+	for (; from < to; from++)
+		ws_send_direct(ws, ws->fan[from], out, ws->fan_now);
+}
+
+static void *ws_sender_thread(void *arg)
+{
+	struct ws_sender *s = arg;
+	struct ws *ws = s->ws;
+	unsigned int gen = 0;
+
+	pthread_mutex_lock(&ws->fan_lock);
+	for (;;) {
+		while (!ws->fan_quit && ws->fan_gen == gen)
+			pthread_cond_wait(&ws->fan_go, &ws->fan_lock);
+		if (ws->fan_quit)
+			break;
+		gen = ws->fan_gen;
+		pthread_mutex_unlock(&ws->fan_lock);
+		ws_send_slice(ws, s->index, &s->out);
+		pthread_mutex_lock(&ws->fan_lock);
+		if (!--ws->fan_left)
+			pthread_cond_signal(&ws->fan_done);
+	}
+	pthread_mutex_unlock(&ws->fan_lock);
+	return NULL;
+}
+
+/*
+ * Write the round's connections (ws->fan) from the network thread and the
+ * senders at once, each a slice: the fan-out is one send() per connection,
+ * which on loopback also runs the reader's TCP input, and one thread does
+ * about 5 us of it per connection. Then, on the network thread, hand to
+ * lws what the kernel did not take, close the failed ones and ask for
+ * WRITEABLE where more is held.
+ */
+static void ws_fanout(struct ws *ws, int64_t now)
+{
+	size_t i;
+
+	ws->fan_now = now;
+	pthread_mutex_lock(&ws->fan_lock);
+	ws->fan_left = ws->nsenders;
+	ws->fan_gen++;
+	pthread_cond_broadcast(&ws->fan_go);
+	pthread_mutex_unlock(&ws->fan_lock);
+	ws_send_slice(ws, 0, &ws->out);
+	pthread_mutex_lock(&ws->fan_lock);
+	while (ws->fan_left)
+		pthread_cond_wait(&ws->fan_done, &ws->fan_lock);
+	pthread_mutex_unlock(&ws->fan_lock);
+
+	for (i = 0; i < ws->fan_n; i++) {
+		struct ws_conn *c = ws->fan[i];
+
+		if (c->tx_rest && !c->tx_failed &&
+		    lws_write(c->wsi, (unsigned char *)c->tx_rest + LWS_PRE, c->tx_rest_len,
+			      LWS_WRITE_RAW) < (int)c->tx_rest_len)
+			c->tx_failed = true;
+		free(c->tx_rest);
+		c->tx_rest = NULL;
+		if (c->tx_failed) {
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		} else if (c->tx_more) {
+			c->want_since_ms = now;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	ws->fan_n = 0;
+}
+
+/*
  * Once per evaluation round: ask for WRITEABLE where data is due, ping
  * silent connections, and close those that stall or do not answer.
  */
@@ -1318,8 +1517,12 @@ static void ws_service_round(struct ws *ws)
 {
 	int64_t now = ws_now_ms();
 	int64_t stall = (int64_t)ws->o.stall_seconds * 1000;
+	struct timespec t0, t1;
 	struct ws_conn *c;
+	size_t i;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ws->fan_n = 0;
 	for (c = ws->conns; c; c = c->next) {
 		char reason[100];
 
@@ -1346,9 +1549,35 @@ static void ws_service_round(struct ws *ws)
 			c->want_ping = true;
 			lws_callback_on_writable(c->wsi);
 		}
-		if (ws_conn_due(c))
+		if (!ws_conn_due(c))
+			continue;
+		if (!ws->nsenders || !ws_direct_ok(c)) {
 			ws_write_now(ws, c, now);
+			continue;
+		}
+		if (ws->fan_n == ws->fan_cap) {
+			size_t nc = ws->fan_cap ? 2 * ws->fan_cap : 1024;
+			struct ws_conn **p = realloc(ws->fan, nc * sizeof(*p));
+
+			if (!p) {
+				ws_write_now(ws, c, now);
+				continue;
+			}
+			ws->fan = p;
+			ws->fan_cap = nc;
+		}
+		ws->fan[ws->fan_n++] = c;
 	}
+	if (ws->fan_n >= WS_FANOUT_MIN) {
+		ws_fanout(ws, now);
+	} else {
+		for (i = 0; i < ws->fan_n; i++)
+			ws_write_now(ws, ws->fan[i], now);
+		ws->fan_n = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atomic_store(&ws->fanout_seconds,
+		     (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1470,6 +1699,8 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	int i, sndbuf = (int)(2 * ws->o.soft_bytes);
 
 	c->wsi = wsi;
+	c->fd = lws_get_socket_fd(wsi);
+	c->tls = lws_is_ssl(wsi);
 	c->last_rx_ms = ws_now_ms();
 	c->next = ws->conns;
 	if (ws->conns)
@@ -1483,7 +1714,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	 * the socket is still writable and its close frame fits behind the
 	 * data it did not read.
 	 */
-	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	for (i = 0; i < c->nwidgets; i++) {
 		struct ws_widget *w = &c->widgets[i];
 
@@ -1529,6 +1760,8 @@ static void ws_on_closed(struct ws *ws, struct ws_conn *c)
 	c->rx_len = 0;
 	free(c->widgets);
 	c->widgets = NULL;
+	free(c->tx_rest);
+	c->tx_rest = NULL;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1594,6 +1827,42 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ------------------------------------------------------------------------ */
 
+/* The CPUs this process may run on, less the network thread's. */
+static unsigned int ws_default_senders(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 0;
+	n = CPU_COUNT(&set) - 1;
+	return n < 0 ? 0 : (unsigned int)n;
+}
+
+/* Start the senders (ws->nsenders of them). Returns 0 or a positive errno. */
+static int ws_start_senders(struct ws *ws)
+{
+	unsigned int i;
+	int err;
+
+	if (!ws->nsenders)
+		return 0;
+	ws->senders = calloc(ws->nsenders, sizeof(*ws->senders));
+	if (!ws->senders)
+		return ENOMEM;
+	for (i = 0; i < ws->nsenders; i++) {
+		struct ws_sender *s = &ws->senders[i];
+
+		s->ws = ws;
+		s->index = i + 1;
+		err = pthread_create(&s->thread, NULL, ws_sender_thread, s);
+		if (err)
+			return err;
+		s->started = true;
+	}
+	return 0;
+}
+
 struct ws *ws__new(const struct ws_opts *opts)
 {
 	struct ws *ws;
@@ -1633,6 +1902,12 @@ struct ws *ws__new(const struct ws_opts *opts)
 	pthread_mutex_init(&ws->lock, NULL);
 	pthread_mutex_init(&ws->bell_lock, NULL);
 	pthread_cond_init(&ws->bell, NULL);
+	pthread_mutex_init(&ws->fan_lock, NULL);
+	pthread_cond_init(&ws->fan_go, NULL);
+	pthread_cond_init(&ws->fan_done, NULL);
+	ws->nsenders = ws->o.senders ? ws->o.senders - 1 : ws_default_senders();
+	if (ws->nsenders > WS_MAX_SENDERS)
+		ws->nsenders = WS_MAX_SENDERS;
 	atomic_init(&ws->kick, 0);
 	err = pthread_create(&ws->thread, NULL, ws_eval_thread, ws);
 	if (err) {
@@ -1641,6 +1916,12 @@ struct ws *ws__new(const struct ws_opts *opts)
 		return NULL;
 	}
 	ws->thread_started = true;
+	err = ws_start_senders(ws);
+	if (err) {
+		ws__free(ws);
+		errno = err;
+		return NULL;
+	}
 	return ws;
 }
 
@@ -1672,11 +1953,13 @@ void ws__stats(struct ws *ws, struct ws_stats *out)
 	out->dropped = atomic_load(&ws->n_dropped);
 	out->eval_errors = atomic_load(&ws->n_eval_errors);
 	out->last_eval_seconds = atomic_load(&ws->eval_seconds);
+	out->last_fanout_seconds = atomic_load(&ws->fanout_seconds);
 }
 
 void ws__free(struct ws *ws)
 {
 	struct ws_stream *st;
+	unsigned int i;
 
 	if (!ws)
 		return;
@@ -1687,6 +1970,20 @@ void ws__free(struct ws *ws)
 		pthread_mutex_unlock(&ws->bell_lock);
 		pthread_join(ws->thread, NULL);
 	}
+	pthread_mutex_lock(&ws->fan_lock);
+	ws->fan_quit = true;
+	pthread_cond_broadcast(&ws->fan_go);
+	pthread_mutex_unlock(&ws->fan_lock);
+	for (i = 0; ws->senders && i < ws->nsenders; i++) {
+		if (ws->senders[i].started)
+			pthread_join(ws->senders[i].thread, NULL);
+		ws_buf_free(&ws->senders[i].out);
+	}
+	free(ws->senders);
+	free(ws->fan);
+	pthread_cond_destroy(&ws->fan_done);
+	pthread_cond_destroy(&ws->fan_go);
+	pthread_mutex_destroy(&ws->fan_lock);
 	while ((st = ws->streams)) {
 		ws->streams = st->next;
 		ws_stream_free(st);

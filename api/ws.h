@@ -21,10 +21,15 @@
  * tick's whole second with the PromQL engine, keeps the last history_seconds
  * evaluations of each ("streams"), renders the shared messages (the full state
  * and the delta from the previous second) and wakes the network thread with
- * lws_cancel_service(). The network thread asks for WRITEABLE on each
- * connection that is behind and writes there: every subscriber of a stream
- * gets the same rendered bytes with its own id in front. Nothing is evaluated
- * on the network thread.
+ * lws_cancel_service(). The network thread writes to each connection that
+ * is behind (or asks for WRITEABLE where lws holds unsent bytes): every
+ * subscriber of a stream gets the same rendered bytes with its own id in
+ * front. Nothing is evaluated on the network thread. That fan-out is one
+ * send() per connection and costs about 5 us each on loopback, so with more
+ * than one CPU a round of 256 connections or more is split among
+ * the network thread and opts->senders - 1 sender threads, which send() on
+ * the sockets directly while the network thread waits for them; what the
+ * kernel does not take goes to lws afterwards, on the network thread.
  *
  * Backpressure: a connection holds no queue of data messages; a
  * subscription only remembers the seq it last sent. While the bytes the
@@ -115,6 +120,11 @@ struct ws_opts {
 	unsigned int history_seconds; /* evaluations held for resume; 0: 60 */
 	unsigned int max_subscriptions; /* per connection; 0: 64 */
 	unsigned int max_series; /* per stream; a larger result is an error; 0: 20000 */
+	/*
+	 * Threads that write a round's messages, the network thread included
+	 * (up to 16); 0: one per CPU the daemon may run on.
+	 */
+	unsigned int senders;
 };
 
 struct ws;
@@ -141,6 +151,7 @@ struct ws_stats {
 	uint64_t dropped; /* connections closed for being slow or silent */
 	uint64_t eval_errors;
 	double last_eval_seconds; /* the last tick's evaluation */
+	double last_fanout_seconds; /* the last round of writes, network thread */
 };
 void ws__stats(struct ws *ws, struct ws_stats *out);
 

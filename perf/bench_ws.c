@@ -30,7 +30,10 @@
  * With two CPUs or more the daemon is pinned to CPU 0 and the load
  * generator to the last one (--no-pin: neither), so that the daemon's
  * "cores" is what one core gives, and the scheduler does not pull the
- * reader onto the writer's CPU at each wake-up.
+ * reader onto the writer's CPU at each wake-up. --daemon-cpus K pins the
+ * daemon to CPUs 0..K-1 instead (at most all but the last): it splits each
+ * round's writes among one thread per CPU it may run on, which one CPU
+ * never shows.
  *
  * Output: `bench ws_<N>_p50_ms`, `_p99_ms`, `_daemon_cores`,
  * `_bytes_per_idle_conn` lines (with the unit), and a summary table.
@@ -86,12 +89,14 @@ static struct {
 	int nsizes;
 	double warmup, duration;
 	bool keep, no_pin;
+	int daemon_cpus;
 	const char *novamon;
 } opt = {
 	.sizes = { 100, 1000, 5000, 10000 },
 	.nsizes = 4,
 	.warmup = 3,
 	.duration = 10,
+	.daemon_cpus = 1,
 };
 
 static double mono_s(void)
@@ -256,7 +261,8 @@ static int server_start(struct server *s)
 			cpu_set_t set;
 
 			CPU_ZERO(&set);
-			CPU_SET(0, &set);
+			for (int i = 0; i < opt.daemon_cpus; i++)
+				CPU_SET(i, &set);
 			sched_setaffinity(0, sizeof(set), &set);
 		}
 		execl(opt.novamon, opt.novamon, "run", "--no-capture", "--listen", listen,
@@ -722,6 +728,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: bench_ws [--clients N,N,...] [--warmup S] [--duration S] [--keep] [--no-pin]\n"
+		"                [--daemon-cpus K]\n"
 		"  NOVAMON_BIN: the daemon (default build/novamon)\n");
 }
 
@@ -733,6 +740,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "no-pin", no_argument, NULL, 'p' },
+		{ "daemon-cpus", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -762,6 +770,9 @@ int main(int argc, char **argv)
 		case 'p':
 			opt.no_pin = true;
 			break;
+		case 'C':
+			opt.daemon_cpus = atoi(optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -781,8 +792,11 @@ int main(int argc, char **argv)
 
 		CPU_ZERO(&set);
 		CPU_SET((int)last, &set);
+		if (opt.daemon_cpus < 1 || opt.daemon_cpus > last)
+			opt.daemon_cpus = opt.daemon_cpus < 1 ? 1 : (int)last;
 		if (!sched_setaffinity(0, sizeof(set), &set))
-			printf("# daemon pinned to CPU 0, load generator to CPU %ld\n", last);
+			printf("# daemon pinned to CPU 0..%d, load generator to CPU %ld\n",
+			       opt.daemon_cpus - 1, last);
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

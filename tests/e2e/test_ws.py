@@ -15,7 +15,9 @@ sockets (Debian's python3 has no websocket module): samples go in with POST
     types get error messages; an oversized message closes with 1009; a
     binary frame with 1003; a wrong path gets 404;
   - a client that never reads is dropped with 1008 and a reason while
-    another client keeps receiving every second on time;
+    another client keeps receiving every second on time, and a crowd of
+    300 more (enough for the daemon to split its writes among its sender
+    threads) get every second's delta, in order;
   - a silent client gets a ping (about 30 s);
   - with tokens enforced (when this build wires them): no or a bad token
     gets 401, a good one (HS256, minted here) 101.
@@ -409,6 +411,10 @@ def check_slow_client(nm, port):
     fast = WS(port, "/ws/metrics")
     fast.send_json({"type": "subscribe", "id": "g", "query": "e2e_ws_gauge"})
     next_data(fast, "g")
+    # they read only at the end: what they are sent in between waits in the kernel
+    crowd = [WS(port, "/ws/metrics") for _ in range(CROWD)]
+    for w in crowd:
+        w.send_json({"type": "subscribe", "id": "c", "query": "e2e_ws_gauge"})
     # the slow client reads nothing for 16 s; the fast one must stay on time
     t_end, gaps, lat, last = time.monotonic() + 16, [], [], None
     while time.monotonic() < t_end:
@@ -423,6 +429,7 @@ def check_slow_client(nm, port):
              f"latency up to {max(lat):.0f} ms")
     log(f"ok: while a client did not read, another got {len(gaps) + 1} messages, gaps <= "
         f"{max(gaps):.2f} s, latency <= {max(lat):.0f} ms")
+    check_crowd(crowd)
     # now read: the data the kernel held, then the close with its reason
     n = 0
     slow.s.settimeout(10)
@@ -440,6 +447,44 @@ def check_slow_client(nm, port):
     if "novamon_ws_dropped_total 1" not in text:
         fail("novamon_ws_dropped_total is not 1 in /metrics")
     fast.close()
+
+
+CROWD = 300
+
+
+def check_crowd(crowd):
+    """Each crowd client has a full state, then one delta a second with consecutive seqs."""
+    counts = []
+    for i, w in enumerate(crowd):
+        # what the kernel holds, without waiting for more
+        w.s.setblocking(False)
+        try:
+            while True:
+                d = w.s.recv(65536)
+                if not d:
+                    break
+                w.buf += d
+        except BlockingIOError:
+            pass
+        seqs = []
+        try:
+            while True:
+                m = w.msg()
+                if not isinstance(m, dict) or m.get("type") != "data" or m.get("id") != "c":
+                    fail(f"crowd client {i}: unexpected message {m}")
+                if (m["full"]) != (not seqs):
+                    fail(f"crowd client {i}: full is {m['full']} after {len(seqs)} messages")
+                if seqs and m["seq"] != seqs[-1] + 1:
+                    fail(f"crowd client {i}: seq {m['seq']} after {seqs[-1]}")
+                seqs.append(m["seq"])
+        except BlockingIOError:
+            pass
+        counts.append(len(seqs))
+        w.close()
+    if min(counts) < 12:
+        fail(f"a crowd client got {min(counts)} messages in 16 s")
+    log(f"ok: {len(crowd)} more clients each got a full state then {min(counts) - 1} to "
+        f"{max(counts) - 1} consecutive deltas")
 
 
 def check_old_resume(port):
