@@ -764,11 +764,20 @@ int registry__refresh(struct registry *r, uint64_t now_ms)
 
 const struct vm_info *registry__vm(struct registry *r, uint32_t tgid)
 {
+	return registry__vm_at(r, tgid, r->now_ms);
+}
+
+const struct vm_info *registry__vm_at(struct registry *r, uint32_t tgid, uint64_t now_ms)
+{
 	struct registry_proc *p;
 	uint64_t starttime;
 
 	p = registry_find(r, tgid);
 	if (p && p->info) {
+		if (!p->is_kvm && p->alive && p->young &&
+		    now_ms >= p->checked_ms + REGISTRY_RECHECK_MS &&
+		    now_ms - p->first_ms < REGISTRY_YOUNG_MS && registry_check(r, p, now_ms))
+			return NULL;
 		p->used_ms = r->now_ms;
 		return p->info;
 	}

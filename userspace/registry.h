@@ -62,6 +62,16 @@ int registry__refresh(struct registry *r, uint64_t now_ms);
  * except on allocation failure. The pointer is valid until the next refresh.
  */
 const struct vm_info *registry__vm(struct registry *r, uint32_t tgid);
+/*
+ * registry__vm() between refreshes, at now_ms (the clock of
+ * registry__refresh()): a young process (first seen after the first
+ * refresh, less than 60 s ago) known not to hold a VM has its fds checked
+ * again when its last check is REGISTRY_RECHECK_MS old, so that qemu's
+ * events of the instants after it created its VM are its VM's, not a plain
+ * process's until the next refresh. Old processes cost nothing more.
+ */
+#define REGISTRY_RECHECK_MS 100
+const struct vm_info *registry__vm_at(struct registry *r, uint32_t tgid, uint64_t now_ms);
 
 /*
  * The vCPU index of thread tid in tgid from its comm ("CPU 3/KVM" -> 3), or

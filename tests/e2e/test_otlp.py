@@ -551,7 +551,19 @@ class OtlpExport(unittest.TestCase):
                 reads = [s for s in spans if s["name"] == "block read"
                          and s["attrs"].get("system.device") == disk.name]
                 return ids and reads and all(s["parentSpanId"] in ids for s in reads) and recs
-            recs = wait_for("the 'vm activity' spans of the guest, parents of its reads", all_parents, 30)
+            def orphans():
+                spans = [s[3] for s in spans_of(accepted(self.sink.records("/v1/traces")))]
+                by_id = {s["spanId"]: s for s in spans}
+                reads = [s for s in spans if s["name"] == "block read"
+                         and s["attrs"].get("system.device") == disk.name]
+                return "; reads and their parents: " + "; ".join(
+                    f"{s['spanId']} -> {s['parentSpanId']} "
+                    f"{by_id[s['parentSpanId']]['name'] if s['parentSpanId'] in by_id else 'not received'}"
+                    for s in reads) + "; vm spans: " + "; ".join(
+                    f"{s['name']} {s['spanId']} {s['attrs'].get('novamon.vm')}" for s in spans
+                    if s["name"].startswith("vm "))
+            recs = wait_for("the 'vm activity' spans of the guest, parents of its reads", all_parents, 30,
+                            on_timeout=orphans)
             spans = [s[3] for s in spans_of(accepted(recs))]
             by_id = {s["spanId"]: s for s in spans}
             reads = [s for s in spans if s["name"] == "block read" and s["attrs"].get("system.device") == disk.name]

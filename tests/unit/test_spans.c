@@ -1153,6 +1153,39 @@ Test(spans, short_lived_vm_process_has_a_start)
 	cr_assert_eq(gone, 1);
 }
 
+/*
+ * qemu's I/O from before it created its VM finds "no VM"; a read a tenth of
+ * a second after it did is the VM's, without waiting for the next refresh.
+ */
+Test(spans, a_process_turning_into_a_vm_is_asked_again)
+{
+	uint64_t mono = MONO0, real = REAL0;
+	struct span_cand c;
+	const struct span *b;
+	char path[256];
+
+	synth_start(1000, false);
+	spans__poll(syn, mono, real);
+	spans__poll(syn, mono += NS,
+		    real += NS); /* past the first refresh: new processes are young */
+	fake_proc(4000, ARGV("qemu\0-name\0guest=late\0"), false);
+	c = block_cand(4000, mono, 0, 100000, 0);
+	span_ring__push(ring, &c);
+	spans__poll(syn, mono += 10 * MS, real += 10 * MS);
+	b = find_span("block read", 0);
+	cr_assert_not_null(b);
+	cr_assert_null(attr(b->attrs, b->nattrs, "novamon.vm"), "not a VM yet");
+	snprintf(path, sizeof(path), "%s/4000/fd/11", root);
+	cr_assert_eq(symlink("anon_inode:kvm-vm", path), 0); /* KVM_CREATE_VM */
+	c = block_cand(4000, mono + 150 * MS, 0, 100000, 0);
+	span_ring__push(ring, &c);
+	spans__poll(syn, mono += 200 * MS, real += 200 * MS); /* the same refresh period */
+	b = find_span("block read", 1);
+	cr_assert_not_null(b);
+	cr_assert_str_eq(attr_s(b, "novamon.vm"), "late");
+	cr_assert_not(zero(b->parent_span_id, 8), "a child of the VM's activity span");
+}
+
 Test(spans, logq_records_reach_the_sinks_and_counters)
 {
 	struct metric_set *set = metric_set__new(0);

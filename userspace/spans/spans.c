@@ -99,6 +99,7 @@ struct spans_vm {
 	uint8_t used;
 	uint8_t is_vm;
 	uint32_t gen; /* registry generation it was resolved at */
+	uint64_t resolved_ms; /* CLOCK_MONOTONIC: a "no VM" answer is asked again after a while */
 	char name[SPAN_STR_LEN];
 	char uuid[40];
 	/* the open period: its index (start / period) + 1; 0 when none */
@@ -505,6 +506,7 @@ static void vms_compact(struct spans *s)
 /* The (resolved) entry of tgid, NULL when the table is full. */
 static struct spans_vm *vm_get(struct spans *s, uint32_t tgid)
 {
+	uint64_t now_ms = s->last_poll_mono / 1000000;
 	const struct vm_info *info;
 	struct spans_vm *e;
 	uint32_t i;
@@ -514,7 +516,9 @@ static struct spans_vm *vm_get(struct spans *s, uint32_t tgid)
 		if (!e->used)
 			break;
 		if (e->tgid == tgid) {
-			if (e->gen == s->reg_gen)
+			/* qemu's events from before it created its VM must not label it "no VM" for long */
+			if (e->gen == s->reg_gen &&
+			    (e->is_vm || now_ms < e->resolved_ms + REGISTRY_RECHECK_MS))
 				return e;
 			goto resolve;
 		}
@@ -527,7 +531,8 @@ static struct spans_vm *vm_get(struct spans *s, uint32_t tgid)
 	s->vms_used++;
 resolve:
 	e->gen = s->reg_gen;
-	info = registry__vm(s->reg, tgid);
+	e->resolved_ms = now_ms;
+	info = registry__vm_at(s->reg, tgid, now_ms);
 	e->is_vm = info && info->is_kvm;
 	if (info) {
 		copy_str(e->name, sizeof(e->name), info->name);
