@@ -557,10 +557,12 @@ class OtlpExport(unittest.TestCase):
                 reads = [s for s in spans if s["name"] == "block read"
                          and s["attrs"].get("system.device") == disk.name]
                 return "; reads and their parents: " + "; ".join(
-                    f"{s['spanId']} -> {s['parentSpanId']} "
+                    f"{s['spanId']} (pid {s['attrs'].get('process.pid')}, tid {s['attrs'].get('thread.id')}, "
+                    f"vm {s['attrs'].get('novamon.vm')}, start {s['startTimeUnixNano']}) -> {s['parentSpanId']} "
                     f"{by_id[s['parentSpanId']]['name'] if s['parentSpanId'] in by_id else 'not received'}"
                     for s in reads) + "; vm spans: " + "; ".join(
-                    f"{s['name']} {s['spanId']} {s['attrs'].get('novamon.vm')}" for s in spans
+                    f"{s['name']} {s['spanId']} {s['attrs'].get('novamon.vm')} "
+                    f"{s['startTimeUnixNano']}-{s['endTimeUnixNano']}" for s in spans
                     if s["name"].startswith("vm "))
             recs = wait_for("the 'vm activity' spans of the guest, parents of its reads", all_parents, 30,
                             on_timeout=orphans)

@@ -53,6 +53,15 @@
 #include "worker.h"
 
 #define SPANS_BATCH 16384 /* candidates; a round of up to 330K/s at 50 ms is one batch */
+/*
+ * qemu reads its disks (alignment probes, format headers) before it creates
+ * its VM: the candidates of a process new since the first refresh and not
+ * (yet) a VM wait up to SPANS_DEFER_MS of its life, so that they are its
+ * VM's if it turns into one, as /metrics, which attributes at the tick,
+ * counts them. At most SPANS_DEFER_MAX wait; beyond, they go as they are.
+ */
+#define SPANS_DEFER_MS 1000
+#define SPANS_DEFER_MAX 4096
 #define SPANS_DEV_CACHE 256 /* power of two */
 #define SPANS_BASELINES 1024 /* power of two */
 #define SPANS_VMS 4096 /* power of two */
@@ -100,6 +109,7 @@ struct spans_vm {
 	uint8_t is_vm;
 	uint32_t gen; /* registry generation it was resolved at */
 	uint64_t resolved_ms; /* CLOCK_MONOTONIC: a "no VM" answer is asked again after a while */
+	uint64_t first_ms; /* CLOCK_MONOTONIC, first seen; 0: before the first refresh, not young */
 	char name[SPAN_STR_LEN];
 	char uuid[40];
 	/* the open period: its index (start / period) + 1; 0 when none */
@@ -175,6 +185,9 @@ struct spans {
 	struct span_cand *batch;
 	struct spans_vm **batch_vm;
 	uint8_t *batch_keep;
+	struct span_cand *deferred; /* SPANS_DEFER_MAX of them */
+	size_t ndeferred;
+	bool no_defer; /* processing the deferred ones */
 	struct span span; /* the one being built */
 
 	struct spans_dev devs[SPANS_DEV_CACHE];
@@ -528,6 +541,7 @@ static struct spans_vm *vm_get(struct spans *s, uint32_t tgid)
 	memset(e, 0, sizeof(*e));
 	e->used = 1;
 	e->tgid = tgid;
+	e->first_ms = s->reg_gen > 1 ? now_ms : 0;
 	s->vms_used++;
 resolve:
 	e->gen = s->reg_gen;
@@ -868,6 +882,52 @@ static void share_budget(struct spans *s, size_t batch, const uint64_t *n, doubl
 		s->tokens = -(double)s->o.budget_per_second;
 }
 
+/* Whether e's process is young and no VM, so that its candidates wait (SPANS_DEFER_MS). */
+static bool vm_pending(const struct spans *s, const struct spans_vm *e)
+{
+	return e && !e->is_vm && e->first_ms &&
+	       s->last_poll_mono / 1000000 < e->first_ms + SPANS_DEFER_MS;
+}
+
+/* Keep c for later when its process may yet turn into a VM. */
+static bool cand_defer(struct spans *s, const struct span_cand *c, struct spans_vm *e)
+{
+	/* its age counts from its first event, not from when we got to it */
+	if (e && e->first_ms && c->end_ns / 1000000 < e->first_ms)
+		e->first_ms = c->end_ns / 1000000 ? c->end_ns / 1000000 : 1;
+	if (s->no_defer || !vm_pending(s, e) || s->ndeferred == SPANS_DEFER_MAX)
+		return false;
+	s->deferred[s->ndeferred++] = *c;
+	return true;
+}
+
+static size_t process_batch(struct spans *s, size_t n);
+
+/*
+ * Process the deferred candidates whose process is now a VM or old enough
+ * (all of them with force). Returns spans emitted.
+ */
+static size_t process_deferred(struct spans *s, bool force)
+{
+	size_t i, n = 0, keep = 0, emitted;
+
+	for (i = 0; i < s->ndeferred; i++) {
+		const struct span_cand *c = &s->deferred[i];
+
+		if (!force && vm_pending(s, vm_get(s, c->tgid)))
+			s->deferred[keep++] = *c;
+		else
+			s->batch[n++] = *c;
+	}
+	s->ndeferred = keep;
+	if (!n)
+		return 0;
+	s->no_defer = true;
+	emitted = process_batch(s, n);
+	s->no_defer = false;
+	return emitted;
+}
+
 /* Attribute, sample and emit n candidates of s->batch. Returns spans emitted. */
 static size_t process_batch(struct spans *s, size_t n)
 {
@@ -885,6 +945,10 @@ static size_t process_batch(struct spans *s, size_t n)
 			continue;
 		}
 		s->batch_vm[i] = vm_get(s, c->tgid);
+		if (cand_defer(s, c, s->batch_vm[i])) {
+			s->batch_keep[i] = 2; /* later, from s->deferred */
+			continue;
+		}
 		s->batch_keep[i] = cand_keep(s, c);
 		if (!s->batch_keep[i])
 			rest[c->kind]++;
@@ -1323,6 +1387,8 @@ size_t spans__poll(struct spans *s, uint64_t mono_ns, uint64_t real_ns)
 	for (r = 0; r < s->nrings; r++)
 		s->round_left +=
 			__atomic_load_n(&s->rings[r]->head, __ATOMIC_ACQUIRE) - s->rings[r]->tail;
+	if (s->ndeferred)
+		emitted += process_deferred(s, false);
 	for (r = 0; r < s->nrings; r++) {
 		while ((n = span_ring__pop_burst(s->rings[r], s->batch, SPANS_BATCH))) {
 			emitted += process_batch(s, n);
@@ -1414,12 +1480,13 @@ struct spans *spans__new(const struct spans_opts *o)
 	s->batch = calloc(SPANS_BATCH, sizeof(*s->batch));
 	s->batch_vm = calloc(SPANS_BATCH, sizeof(*s->batch_vm));
 	s->batch_keep = calloc(SPANS_BATCH, sizeof(*s->batch_keep));
+	s->deferred = calloc(SPANS_DEFER_MAX, sizeof(*s->deferred));
 	s->baselines = calloc(SPANS_BASELINES, sizeof(*s->baselines));
 	s->vms = calloc(SPANS_VMS, sizeof(*s->vms));
 	s->life = calloc(SPANS_LIFE_MAX, sizeof(*s->life));
 	s->logs = calloc(SPANS_LOG_BATCH, sizeof(*s->logs));
-	if (!s->batch || !s->batch_vm || !s->batch_keep || !s->baselines || !s->vms || !s->life ||
-	    !s->logs) {
+	if (!s->batch || !s->batch_vm || !s->batch_keep || !s->deferred || !s->baselines ||
+	    !s->vms || !s->life || !s->logs) {
 		err = -ENOMEM;
 		goto err_free;
 	}
@@ -1505,6 +1572,7 @@ struct spans *spans__free(struct spans *s)
 	if (s->ready) {
 		clocks(&mono, &real);
 		spans__poll(s, mono, real);
+		process_deferred(s, true);
 		periods_expire(s, true);
 		for (k = 0; k < s->o.nsinks; k++)
 			if (s->o.sinks[k].flush)
@@ -1517,6 +1585,7 @@ struct spans *spans__free(struct spans *s)
 	free(s->batch);
 	free(s->batch_vm);
 	free(s->batch_keep);
+	free(s->deferred);
 	free(s->baselines);
 	free(s->vms);
 	free(s->life);
