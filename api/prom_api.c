@@ -487,6 +487,28 @@ static int prom_time_param(struct prom_params *pp, const char *name, int64_t def
 	return 0;
 }
 
+/*
+ * The "query" parameter parsed. Returns the expression, or NULL after
+ * writing the 400 answer (missing, too long, or a syntax error).
+ */
+static struct promql_expr *prom_query_param(struct prom_params *pp)
+{
+	struct promql_expr *e;
+	char err[512] = "";
+	int rc;
+
+	rc = prom_api_param(pp->req, "query", 0, pp->buf, sizeof(pp->buf));
+	if (rc < 0 || !pp->buf[0]) {
+		http_error(pp->resp, 400, "bad_data", "invalid parameter \"query\": %s",
+			   rc == -E2BIG ? "too long" : "missing");
+		return NULL;
+	}
+	e = promql_parse(pp->buf, err, sizeof(err));
+	if (!e)
+		http_error(pp->resp, 400, "bad_data", "invalid parameter \"query\": %s", err);
+	return e;
+}
+
 static int prom_duration_param(struct prom_params *pp, const char *name, int64_t *ms, bool *present)
 {
 	int rc = prom_api_param(pp->req, name, 0, pp->buf, sizeof(pp->buf));
@@ -602,19 +624,9 @@ static int prom_run_query(struct prom_api *api, const struct http_request *req,
 		goto out;
 	}
 
-	rc = prom_api_param(req, "query", 0, pp->buf, sizeof(pp->buf));
-	if (rc < 0 || !pp->buf[0]) {
-		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s",
-			   rc == -E2BIG ? "too long" : "missing");
-		rc = 0;
+	e = prom_query_param(pp);
+	if (!e)
 		goto out;
-	}
-	e = promql_parse(pp->buf, err, sizeof(err));
-	if (!e) {
-		rc = 0;
-		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s", err);
-		goto out;
-	}
 	if (prom_tenant(req)) {
 		rc = promql_restrict(e, PROM_TENANT_LABEL, prom_tenant(req));
 		if (rc)
@@ -1133,7 +1145,6 @@ static int prom_h_query_exemplars(const struct http_request *req, struct http_re
 	struct prom_buf b = { 0 };
 	struct promql_expr *e = NULL;
 	int64_t start, end;
-	char err[512] = "";
 	int rc = -ENOMEM;
 
 	if (!pp || !xs)
@@ -1150,19 +1161,9 @@ static int prom_h_query_exemplars(const struct http_request *req, struct http_re
 			"invalid parameter \"end\": end timestamp must not be before start time");
 		goto out;
 	}
-	rc = prom_api_param(req, "query", 0, pp->buf, sizeof(pp->buf));
-	if (rc < 0 || !pp->buf[0]) {
-		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s",
-			   rc == -E2BIG ? "too long" : "missing");
-		rc = 0;
+	e = prom_query_param(pp);
+	if (!e)
 		goto out;
-	}
-	rc = 0;
-	e = promql_parse(pp->buf, err, sizeof(err));
-	if (!e) {
-		http_error(resp, 400, "bad_data", "invalid parameter \"query\": %s", err);
-		goto out;
-	}
 	xs->tenant = prom_tenant(req);
 	if (promql_for_each_selector(e, prom_ex_selector, xs)) {
 		http_error(resp, 400, "bad_data",
