@@ -408,13 +408,19 @@ def check_slow_client(nm, port):
                            "tags": {"series": f"{j:05d}-{pad}"}} for j in range(i, i + 500)])
     slow = WS(port, "/ws/metrics", rcvbuf=4096)
     slow.send_json({"type": "subscribe", "id": "wide", "query": "e2e_ws_wide + time()"})
-    fast = WS(port, "/ws/metrics")
-    fast.send_json({"type": "subscribe", "id": "g", "query": "e2e_ws_gauge"})
-    next_data(fast, "g")
     # they read only at the end: what they are sent in between waits in the kernel
     crowd = [WS(port, "/ws/metrics") for _ in range(CROWD)]
     for w in crowd:
         w.send_json({"type": "subscribe", "id": "c", "query": "e2e_ws_gauge"})
+    # a second slow client, once the crowd makes the daemon split its rounds
+    # among sender threads: once it has read what lws held for it, its data
+    # is a sender's own send() until it is coalesced and dropped
+    slow2 = WS(port, "/ws/metrics", rcvbuf=4096)
+    slow2.send_json({"type": "subscribe", "id": "wide", "query": "e2e_ws_wide + time()"})
+    seqs2 = [next_data(slow2, "wide")["seq"] for _ in range(2)]  # what lws held is read
+    fast = WS(port, "/ws/metrics")
+    fast.send_json({"type": "subscribe", "id": "g", "query": "e2e_ws_gauge"})
+    next_data(fast, "g")
     # the slow client reads nothing for 16 s; the fast one must stay on time
     t_end, gaps, lat, last = time.monotonic() + 16, [], [], None
     while time.monotonic() < t_end:
@@ -443,9 +449,36 @@ def check_slow_client(nm, port):
         log(f"ok: the slow client got {n} messages, then close {c.code} {c.reason!r}")
     except (EOFError, OSError) as e:
         fail(f"slow client: no close frame after {n} messages ({e})")
+    # every byte of slow2's stream, written by lws and by a sender's send(),
+    # makes whole frames of valid JSON with increasing seqs, then the close
+    n, seqs = 0, seqs2
+    slow2.s.settimeout(10)
+    try:
+        while True:
+            op, p = slow2.frame()
+            if op != 1:
+                fail(f"second slow client: opcode {op} in a JSON stream")
+            try:
+                m = json.loads(p)
+            except ValueError as e:
+                fail(f"second slow client: message {n} is not JSON ({e}): {p[:80]!r}")
+            if m.get("type") == "data" and m.get("id") == "wide":
+                if seqs and m["seq"] <= seqs[-1]:
+                    fail(f"second slow client: seq {m['seq']} after {seqs[-1]}")
+                seqs.append(m["seq"])
+            n += 1
+    except WSClosed as c:
+        if c.code != 1008 or "too slow" not in c.reason:
+            fail(f"second slow client closed with {c.code} {c.reason!r}")
+    except (EOFError, OSError) as e:
+        fail(f"second slow client: no close frame after {n} messages ({e})")
+    if not seqs:
+        fail("second slow client: no data before its close")
+    log(f"ok: a slow client served by the sender threads got {n} whole messages "
+        f"(seqs {seqs[0]}..{seqs[-1]}), then close 1008")
     status, text = e2e.http_get(nm.url + "/metrics")
-    if "novamon_ws_dropped_total 1" not in text:
-        fail("novamon_ws_dropped_total is not 1 in /metrics")
+    if "novamon_ws_dropped_total 2" not in text:
+        fail("novamon_ws_dropped_total is not 2 in /metrics")
     fast.close()
 
 
