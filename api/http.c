@@ -458,6 +458,7 @@ struct http_head {
 	int retry_after_s;
 	const char *etag;
 	const char *cache_control; /* NULL: no-store */
+	const char *vary; /* the request headers the answer depends on; NULL: none */
 };
 
 static int http_add_header(struct lws *wsi, const char *name, const char *val, unsigned char **p,
@@ -490,6 +491,8 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 	if (h->etag && h->etag[0] && http_add_header(wsi, "etag:", h->etag, &p, end))
 		return -1;
 	if (h->allow && h->allow[0] && http_add_header(wsi, "allow:", h->allow, &p, end))
+		return -1;
+	if (h->vary && h->vary[0] && http_add_header(wsi, "vary:", h->vary, &p, end))
 		return -1;
 	if (h->cenc && h->cenc[0] && http_add_header(wsi, "content-encoding:", h->cenc, &p, end))
 		return -1;
@@ -557,6 +560,7 @@ static int http_builtin(struct lws *wsi, struct http_server *srv, struct http_se
 			accept[0] = '\0';
 		f = exposition_negotiate(accept);
 		h.ctype = exposition_content_type(f);
+		h.vary = "Accept"; /* RFC 9110 12.5.5: the format was negotiated */
 		err = http_build_metrics(srv, s, f);
 	}
 	if (err) {

@@ -197,7 +197,9 @@ def check_formats(d, promtool, name):
         e2e.fail(f"promtool check metrics: {p.stdout.decode()}{p.stderr.decode()}")
     req = urllib.request.Request(d.url + "/metrics", headers={"Accept": OM_ACCEPT})
     with urllib.request.urlopen(req, timeout=10) as r:
-        om, ctype = r.read().decode(), r.headers.get("Content-Type")
+        om, ctype, vary = r.read().decode(), r.headers.get("Content-Type"), r.headers.get("Vary")
+    if (vary or "").lower() != "accept":
+        e2e.fail(f"/metrics negotiates its format but says Vary: {vary!r}")
     if ctype != "application/openmetrics-text; version=1.0.0; charset=utf-8":
         e2e.fail(f"/metrics with Prometheus' Accept: Content-Type {ctype!r}")
     if not om.endswith("# EOF\n"):
