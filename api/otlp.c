@@ -96,7 +96,7 @@ struct otlp_sig {
 	struct otlp_batch *cur;
 	struct otlp_batch *full; /* oldest first */
 	struct otlp_batch *full_tail;
-	size_t nfull;
+	size_t full_items; /* items in the full batches: the backlog */
 	uint64_t writing; /* items the writer took and has not pushed yet */
 	/* under o->lock */
 	uint64_t dropped[OTLP_DROP_MAX]; /* before the spool: backlog, error */
@@ -620,8 +620,23 @@ static void otlp_queue_full(struct otlp *o, struct otlp_sig *sig, struct otlp_ba
 	else
 		sig->full = b;
 	sig->full_tail = b;
-	sig->nfull++;
+	sig->full_items += b->n;
 	pthread_cond_signal(&o->writer_cond);
+}
+
+/*
+ * Whether sig's backlog (full batches the writer has not taken, while it is
+ * busy: a slow disk's fsync, say) refuses more: OTLP_MAX_PENDING_BATCHES
+ * batches' worth of items, and never fewer than OTLP_MIN_PENDING_ITEMS, so
+ * that small batches do not make a backlog of a fraction of a second.
+ */
+static bool otlp_backlog_full(const struct otlp *o, const struct otlp_sig *sig, size_t more)
+{
+	size_t max = OTLP_MAX_PENDING_BATCHES * o->batch_max;
+
+	if (max < OTLP_MIN_PENDING_ITEMS)
+		max = OTLP_MIN_PENDING_ITEMS;
+	return sig->full_items + more > max;
 }
 
 /*
@@ -681,7 +696,7 @@ static size_t otlp_metrics_request(struct otlp *o, const struct metric_set *set,
 	}
 	b->n = points - failed;
 	pthread_mutex_lock(&o->lock);
-	if (sig->nfull >= OTLP_MAX_PENDING_BATCHES) {
+	if (otlp_backlog_full(o, sig, b->n)) {
 		sig->dropped[OTLP_DROP_BACKLOG] += b->n;
 		failed = points;
 		b = otlp_batch__free(b);
@@ -811,7 +826,7 @@ static void *otlp_writer_main(void *arg)
 			for (b = take[i]; b; b = b->next)
 				sig->writing += b->n;
 			sig->full = sig->full_tail = NULL;
-			sig->nfull = 0;
+			sig->full_items = 0;
 		}
 		o->flush_req = false;
 		if (any) {
@@ -856,7 +871,7 @@ static int otlp_add(struct otlp *o, enum otlp_signal id, const void *rec, size_t
 	int err = 0;
 
 	pthread_mutex_lock(&o->lock);
-	if (sig->nfull >= OTLP_MAX_PENDING_BATCHES) {
+	if (otlp_backlog_full(o, sig, 1)) {
 		sig->dropped[OTLP_DROP_BACKLOG]++;
 		err = -ENOBUFS;
 		goto out;

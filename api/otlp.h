@@ -48,8 +48,12 @@
 #define OTLP_TIMEOUT_MS 10000
 #define OTLP_BACKOFF_MIN_MS 500
 #define OTLP_BACKOFF_MAX_MS 30000
-/* Full batches per signal waiting for the writer before records are refused. */
+/*
+ * Items per signal waiting for the writer in full batches before records are
+ * refused: this many batches' worth, and at least OTLP_MIN_PENDING_ITEMS.
+ */
 #define OTLP_MAX_PENDING_BATCHES 16
+#define OTLP_MIN_PENDING_ITEMS 8192
 
 enum otlp_signal {
 	OTLP_TRACES,
@@ -65,7 +69,7 @@ enum otlp_compression {
 
 /* Why items were not delivered: the reason label of novamon_otlp_dropped_items_total. */
 enum otlp_drop {
-	OTLP_DROP_BACKLOG, /* "backlog": the writer was OTLP_MAX_PENDING_BATCHES behind */
+	OTLP_DROP_BACKLOG, /* "backlog": the writer was OTLP_MAX_PENDING_BATCHES behind (or more) */
 	OTLP_DROP_QUEUE_FULL, /* "queue_full": oldest requests dropped to bound the queue */
 	OTLP_DROP_NON_RETRYABLE, /* "non_retryable": an answer the spec says not to retry */
 	OTLP_DROP_ERROR, /* "error": encoding, compression or queue file I/O failed */
@@ -130,8 +134,8 @@ struct otlp *otlp__start(const struct otlp_opts *opts);
  * Queue one finished span (copied). Thread-safe, no I/O. Attributes past
  * SPAN_MAX_ATTRS, or with an empty key or unknown type, are sent as
  * dropped_attributes_count. Returns 0, -EINVAL for NULL arguments, -ENOBUFS
- * when the writer is OTLP_MAX_PENDING_BATCHES behind (the span is dropped
- * and counted), -ENOMEM.
+ * when the writer's backlog is full (OTLP_MAX_PENDING_BATCHES; the span is
+ * dropped and counted), -ENOMEM.
  */
 int otlp__add_span(struct otlp *o, const struct span *span);
 
