@@ -868,7 +868,14 @@ static void add_sink_families(struct tick *t, struct metric_set *set)
 	}
 }
 
-/* Hand the set to the sinks, stamped at the whole second of the tick. */
+/*
+ * Hand the set to the sinks, stamped at the whole second of the tick: every
+ * sink's samples and set first, then the flushes, the last registered first.
+ * The store (registered first) appends before anyone flushes, so the live
+ * feeds, told in their flush, evaluate the new second at once, while the
+ * store's flush (its WAL fdatasync and housekeeping) runs last instead of
+ * in front of them.
+ */
 static void feed_sinks(struct tick *t, const struct metric_set *set, uint64_t now_ms)
 {
 	int64_t ts = (int64_t)(now_ms - now_ms % 1000);
@@ -888,9 +895,10 @@ static void feed_sinks(struct tick *t, const struct metric_set *set, uint64_t no
 			if (n > 0)
 				t->sink_failed[i] += n;
 		}
-		if (s->flush)
-			s->flush(s->ctx, (int64_t)now_ms);
 	}
+	for (i = t->nsinks; i-- > 0;)
+		if (t->sinks[i].flush)
+			t->sinks[i].flush(t->sinks[i].ctx, (int64_t)now_ms);
 }
 
 int tick__run(struct tick *t, uint64_t now_ms)

@@ -37,12 +37,16 @@ struct tick;
  * gauges, histograms) rather than flat samples. It returns the number of
  * series it could not take (counted like refused samples) or a negative
  * errno; the set must not be kept after the call.
+ *
+ * flush runs once every sink has had the tick's samples and set, in the
+ * reverse order of sinks[]: put the store first, so that it has appended
+ * before any flush and commits (fdatasync) after the others' flushes.
  */
 struct tick_sink {
 	const char *name;
-	feed_sample_fn sample;                             /* every sample of the set */
+	feed_sample_fn sample; /* every sample of the set */
 	int (*set)(void *ctx, const struct metric_set *set, int64_t t_ms); /* the whole set */
-	int (*flush)(void *ctx, int64_t now_ms);           /* after the set (commit, housekeeping) */
+	int (*flush)(void *ctx, int64_t now_ms); /* after every sink's set, last added first */
 	int (*describe)(void *ctx, struct metric_set *set); /* add the sink's own metrics */
 	void *ctx;
 };
