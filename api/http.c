@@ -144,6 +144,7 @@ struct http_session {
 	size_t off;
 	int active; /* a response is being written */
 	int close_after; /* close instead of keep-alive once the body is out */
+	int head_only; /* HEAD: the headers of the GET answer, no body */
 };
 
 /* The resolved listen address; iface NULL means all addresses. */
@@ -513,7 +514,7 @@ static int http_send_head(struct lws *wsi, struct http_session *s, const struct 
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (!s->len) {
+	if (!s->len || s->head_only) {
 		/*
 		 * No body (204 and friends): the client holds the whole answer
 		 * now and may send its next request at once on this keep-alive
@@ -546,9 +547,10 @@ static int http_builtin(struct lws *wsi, struct http_server *srv, struct http_se
 	struct http_head h = { .status = HTTP_STATUS_OK, .ctype = HTTP_JSON };
 	int err = 0;
 
-	if (method != LWSHUMETH_GET)
+	/* HEAD as RFC 9110 9.3.2 has it: the GET answer's headers (its length too), no body */
+	if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD)
 		return http_send_const(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED,
-				       HTTP_BODY_NOT_ALLOWED, "GET");
+				       HTTP_BODY_NOT_ALLOWED, "GET, HEAD");
 	if (is_health) {
 		http_build_health(srv, s);
 	} else {
@@ -568,6 +570,7 @@ static int http_builtin(struct lws *wsi, struct http_server *srv, struct http_se
 		return http_send_const(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR,
 				       HTTP_BODY_NO_MEMORY, NULL);
 	}
+	s->head_only = method == LWSHUMETH_HEAD;
 	return http_send_head(wsi, s, &h);
 }
 

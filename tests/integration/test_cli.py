@@ -80,9 +80,28 @@ def main():
                 fail(f"/nope: {e}")
         s = socket.create_connection(("127.0.0.1", d.port))
         s.sendall(b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-        if b" 405 " not in s.recv(4096).split(b"\r\n")[0]:
-            fail("DELETE /metrics did not answer 405")
+        head = s.recv(4096).split(b"\r\n")
+        if b" 405 " not in head[0] or b"allow: get, head" not in [h.lower() for h in head]:
+            fail(f"DELETE /metrics did not answer 405 with allow: GET, HEAD: {head}")
         s.close()
+        # HEAD: the GET answer's status and headers (its length), and no body
+        for path in ("/metrics", "/health"):
+            s = socket.create_connection(("127.0.0.1", d.port))
+            s.settimeout(5)
+            s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            s.close()
+            hdr, _, body = got.partition(b"\r\n\r\n")
+            lines = hdr.split(b"\r\n")
+            clen = [int(h.split(b":")[1]) for h in lines if h.lower().startswith(b"content-length:")]
+            if b" 200 " not in lines[0] or not clen or clen[0] <= 0 or body:
+                fail(f"HEAD {path}: {lines[0]!r}, content-length {clen}, {len(body)} body bytes")
+        print("HEAD /metrics and /health: 200, the GET length, no body")
         # A second daemon on the same port fails clearly.
         p = subprocess.run([BIN, "run", "--no-capture", "--listen", f"127.0.0.1:{d.port}"],
                            capture_output=True, text=True, timeout=30)

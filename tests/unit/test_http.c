@@ -306,7 +306,7 @@ Test(http, not_found_and_method_not_allowed)
 	test_http_get("POST", "/metrics", &r);
 	cr_assert_eq(r.status, 405, "%s", r.head);
 	cr_assert(test_http_header(&r, "allow", val, sizeof(val)));
-	cr_assert_str_eq(val, "GET");
+	cr_assert_str_eq(val, "GET, HEAD");
 	cr_assert_str_eq(r.body, "{\"error\":\"method not allowed\"}\n");
 	test_http_resp_free(&r);
 
