@@ -488,6 +488,25 @@ static int prom_time_param(struct prom_params *pp, const char *name, int64_t def
 }
 
 /*
+ * The optional start and end of the metadata routes (series, labels,
+ * query_exemplars): all time when absent. Returns 0, or -EINVAL after
+ * writing the 400 answer (a bad time, or end before start).
+ */
+static int prom_window_params(struct prom_params *pp, int64_t *start, int64_t *end)
+{
+	if (prom_time_param(pp, "start", PROM_MIN_T, start) ||
+	    prom_time_param(pp, "end", PROM_MAX_T, end))
+		return -EINVAL;
+	if (*end < *start) {
+		http_error(
+			pp->resp, 400, "bad_data",
+			"invalid parameter \"end\": end timestamp must not be before start time");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
  * The "query" parameter parsed. Returns the expression, or NULL after
  * writing the 400 answer (missing, too long, or a syntax error).
  */
@@ -719,16 +738,9 @@ static struct prom_matches *prom_matches_parse(const struct http_request *req,
 	*rc = 0;
 	pp->req = req;
 	pp->resp = resp;
-	if (prom_time_param(pp, "start", PROM_MIN_T, &mt->start) ||
-	    prom_time_param(pp, "end", PROM_MAX_T, &mt->end))
+	if (prom_window_params(pp, &mt->start, &mt->end))
 		goto fail;
 	mt->have_range = mt->start != PROM_MIN_T || mt->end != PROM_MAX_T;
-	if (mt->end < mt->start) {
-		http_error(
-			resp, 400, "bad_data",
-			"invalid parameter \"end\": end timestamp must not be before start time");
-		goto fail;
-	}
 	while ((r = prom_api_param(req, name, mt->n, pp->buf, sizeof(pp->buf))) != -ENOENT) {
 		int nm;
 
@@ -1152,15 +1164,8 @@ static int prom_h_query_exemplars(const struct http_request *req, struct http_re
 	rc = 0;
 	pp->req = req;
 	pp->resp = resp;
-	if (prom_time_param(pp, "start", PROM_MIN_T, &start) ||
-	    prom_time_param(pp, "end", PROM_MAX_T, &end))
+	if (prom_window_params(pp, &start, &end))
 		goto out;
-	if (end < start) {
-		http_error(
-			resp, 400, "bad_data",
-			"invalid parameter \"end\": end timestamp must not be before start time");
-		goto out;
-	}
 	e = prom_query_param(pp);
 	if (!e)
 		goto out;

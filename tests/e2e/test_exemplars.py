@@ -134,11 +134,7 @@ def run(d, qemu, promtool, spans_path):
     t0 = time.time()
     name = f"novamon-exemplars-{os.getpid()}"
     with harness.LoopDevice() as disk:
-        q = subprocess.Popen([qemu, "-enable-kvm", "-name", f"guest={name},debug-threads=on",
-                              "-smp", "1", "-m", "64", "-nodefaults", "-display", "none",
-                              "-serial", "null", "-monitor", "none", "-boot", "c",
-                              "-drive", f"file={disk.path},format=raw,if=ide,cache=none,aio=threads"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        q = harness.boot_disk_guest(qemu, name, disk.path)
         try:
             def vm_reads():
                 if q.poll() is not None:

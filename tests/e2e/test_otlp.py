@@ -520,13 +520,7 @@ class OtlpExport(unittest.TestCase):
             self.skipTest("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
         name = f"novamon-otlp-{os.getpid()}"
         with harness.LoopDevice() as disk:
-            # SeaBIOS reads the disk's first sectors looking for a boot sector;
-            # cache=none + aio=threads: O_DIRECT preads from qemu's own threads.
-            q = subprocess.Popen([qemu, "-enable-kvm", "-name", f"guest={name},debug-threads=on",
-                                  "-smp", "1", "-m", "64", "-nodefaults", "-display", "none",
-                                  "-serial", "null", "-monitor", "none", "-boot", "c",
-                                  "-drive", f"file={disk.path},format=raw,if=ide,cache=none,aio=threads"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            q = harness.boot_disk_guest(qemu, name, disk.path)
             try:
                 def vm_reads():
                     if q.poll() is not None:

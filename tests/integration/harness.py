@@ -175,6 +175,18 @@ def value(metrics, name, **labels):
     return sum(v for (n, ls), v in metrics.items() if n == name and want <= set(ls))
 
 
+def boot_disk_guest(qemu, name, disk_path):
+    """A qemu/KVM guest named `guest=name` whose SeaBIOS reads the first sectors
+    of disk_path looking for a boot sector: cache=none + aio=threads make them
+    O_DIRECT preads from qemu's own threads (the VM's block I/O). The caller
+    terminates it."""
+    return subprocess.Popen([qemu, "-enable-kvm", "-name", f"guest={name},debug-threads=on",
+                             "-smp", "1", "-m", "64", "-nodefaults", "-display", "none",
+                             "-serial", "null", "-monitor", "none", "-boot", "c",
+                             "-drive", f"file={disk_path},format=raw,if=ide,cache=none,aio=threads"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
