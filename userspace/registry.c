@@ -776,7 +776,8 @@ const struct vm_info *registry__vm_at(struct registry *r, uint32_t tgid, uint64_
 	if (p && p->info) {
 		if (!p->is_kvm && p->alive && p->young &&
 		    now_ms >= p->checked_ms + REGISTRY_RECHECK_MS &&
-		    now_ms - p->first_ms < REGISTRY_YOUNG_MS && registry_check(r, p, now_ms))
+		    now_ms - p->first_ms < REGISTRY_RECHECK_WINDOW_MS &&
+		    registry_check(r, p, now_ms))
 			return NULL;
 		p->used_ms = r->now_ms;
 		return p->info;

@@ -65,12 +65,14 @@ const struct vm_info *registry__vm(struct registry *r, uint32_t tgid);
 /*
  * registry__vm() between refreshes, at now_ms (the clock of
  * registry__refresh()): a young process (first seen after the first
- * refresh, less than 60 s ago) known not to hold a VM has its fds checked
- * again when its last check is REGISTRY_RECHECK_MS old, so that qemu's
- * events of the instants after it created its VM are its VM's, not a plain
- * process's until the next refresh. Old processes cost nothing more.
+ * refresh, less than REGISTRY_RECHECK_WINDOW_MS ago) known not to hold a
+ * VM has its fds checked again when its last check is REGISTRY_RECHECK_MS
+ * old, so that qemu's events of the instants after it created its VM are
+ * its VM's, not a plain process's until the next refresh. Older processes
+ * cost nothing more (the refresh keeps rechecking young ones, backing off).
  */
 #define REGISTRY_RECHECK_MS 100
+#define REGISTRY_RECHECK_WINDOW_MS 5000 /* qemu creates its VM within its first seconds */
 const struct vm_info *registry__vm_at(struct registry *r, uint32_t tgid, uint64_t now_ms);
 
 /*
