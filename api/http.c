@@ -41,9 +41,17 @@
  * lws is not thread safe: the context is created and destroyed by the caller
  * of http_server__start()/__stop() while the service thread is not running,
  * and the only cross-thread call is lws_cancel_service().
+ *
+ * The service thread runs a libev loop (epoll) that lws uses as a foreign
+ * loop, through Debian's libwebsockets-evlib-ev plugin: lws' own loop is a
+ * poll() over every socket at each wake-up, which with thousands of live
+ * WebSocket feeds cost more than a millisecond each time the feeds were
+ * woken to write. Foreign, so lws adds no SIGINT watcher of its own. Where
+ * the plugin cannot be loaded the server falls back to lws' poll() loop.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -127,6 +135,8 @@ struct http_server {
 	pthread_t thread;
 	int thread_started;
 	atomic_int quit; /* set by __stop(), read by the service thread */
+	struct ev_loop *loop; /* NULL: lws' own poll() loop */
+	ev_async stop_w; /* __stop() breaks the loop with it */
 	struct http_ws_protocols ws; /* when opts->ws_protocol is set */
 	char iface[INET6_ADDRSTRLEN];
 	/* Chunk staging with LWS_PRE headroom; only the service thread uses it. */
@@ -1049,10 +1059,21 @@ static void http_add_ws(struct http_server *srv, const struct lws_protocols *ws,
 	info->pvo = &p->pvo;
 }
 
+static void http_on_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void *http_service_thread(void *arg)
 {
 	struct http_server *srv = arg;
 
+	if (srv->loop) {
+		ev_run(srv->loop, 0);
+		return NULL;
+	}
 	while (!atomic_load(&srv->quit)) {
 		if (lws_service(srv->ctx, 0) < 0)
 			break;
@@ -1155,6 +1176,39 @@ static int http_copy_opts(struct http_server *srv, const struct http_server_opts
 	return 0;
 }
 
+/*
+ * The context on a libev loop of ours (see the top of the file), else on
+ * lws' poll() loop with a warning: the server works either way, the poll()
+ * one costs a scan of every socket per wake-up.
+ */
+static struct lws_context *http_create_context(struct http_server *srv,
+					       struct lws_context_creation_info *info)
+{
+	struct lws_context *ctx;
+	void *loops[1];
+
+	srv->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+	if (srv->loop) {
+		struct lws_context_creation_info ev_info = *info;
+
+		loops[0] = srv->loop;
+		ev_info.options |= LWS_SERVER_OPTION_LIBEV;
+		ev_info.foreign_loops = loops;
+		ctx = lws_create_context(&ev_info);
+		if (ctx) {
+			ev_async_init(&srv->stop_w, http_on_stop);
+			ev_async_start(srv->loop, &srv->stop_w);
+			return ctx;
+		}
+		ev_loop_destroy(srv->loop);
+		srv->loop = NULL;
+	}
+	log_warn("http: libwebsockets' libev plugin (Debian package libwebsockets-evlib-ev) "
+		 "could not be loaded: serving with lws' poll() loop, which scans every "
+		 "connection at each wake-up");
+	return lws_create_context(info);
+}
+
 struct http_server *http_server__start(const struct http_server_opts *opts)
 {
 	struct lws_context_creation_info info;
@@ -1212,7 +1266,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts)
 		       (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
 	info.user = srv;
 	info.max_http_header_data = HTTP_MAX_HEADER_DATA;
-	srv->ctx = lws_create_context(&info);
+	srv->ctx = http_create_context(srv, &info);
 	if (!srv->ctx) {
 		err = -ENOMEM;
 		goto fail;
@@ -1278,12 +1332,19 @@ void http_server__stop(struct http_server *srv)
 		return;
 	if (srv->thread_started) {
 		atomic_store(&srv->quit, 1);
-		lws_cancel_service(srv->ctx);
+		if (srv->loop)
+			ev_async_send(srv->loop, &srv->stop_w);
+		else
+			lws_cancel_service(srv->ctx);
 		pthread_join(srv->thread, NULL);
 	}
 	router_pool__stop(srv->pool);
 	if (srv->ctx)
 		lws_context_destroy(srv->ctx);
+	if (srv->loop) {
+		ev_async_stop(srv->loop, &srv->stop_w);
+		ev_loop_destroy(srv->loop);
+	}
 	router_pool__free(srv->pool);
 	for (i = 0; i < srv->npublic; i++)
 		free(srv->public_paths[i]);
