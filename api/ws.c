@@ -58,7 +58,9 @@
 #define WS_WRITE_BATCH (64u * 1024)
 /* Due connections in a round below which the network thread writes them alone. */
 #define WS_FANOUT_MIN 256
-#define WS_MAX_SENDERS 15
+/* Connections a writer of the round takes at a time. */
+#define WS_FANOUT_CHUNK 32
+#define WS_MAX_SENDERS 16
 /* Bytes written between two looks at the kernel's unsent bytes. */
 #define WS_OUTQ_CHECK (32u * 1024)
 /* Largest send(); a longer write (a big full state) goes out in such pieces. */
@@ -171,6 +173,7 @@ struct ws_conn {
 	bool tls; /* lws must write: no send() of our own */
 	/* a sender's outcome for this connection in the round (ws_fanout) */
 	bool tx_failed, tx_more;
+	bool tx_skip; /* behind: not written this round (ws_outq_ok) */
 	char *tx_rest; /* LWS_PRE, then what the kernel did not take */
 	size_t tx_rest_len;
 	enum ws_proto_encoding enc;
@@ -209,6 +212,7 @@ struct ws {
 	bool fan_quit;
 	struct ws_conn **fan; /* the round's connections for them; network thread */
 	size_t fan_n, fan_cap;
+	atomic_size_t fan_next; /* the next connection of the round nobody took */
 	int64_t fan_now;
 	_Atomic double fanout_seconds;
 
@@ -225,7 +229,7 @@ struct ws {
 struct ws_sender {
 	struct ws *ws;
 	pthread_t thread;
-	unsigned int index; /* its slice; the network thread's is 0 */
+	int cpu; /* the CPU it is pinned to, -1: none */
 	bool started;
 	struct ws_buf out;
 };
@@ -1256,43 +1260,47 @@ static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, 
 }
 
 /*
- * Append c's due data (and stream errors) to out, looking at the kernel's
- * unsent bytes first when due. Touches only c, its subscriptions and what
- * ws->lock guards, so a sender thread may run it for a connection the
- * network thread does not touch meanwhile. *more: a subscription has more
- * to send, or the batch limit stopped the walk. Returns 0, or -1 to close.
+ * Whether c may be written this round: the kernel's unsent bytes cost a
+ * syscall, so they are looked at only after WS_OUTQ_CHECK bytes were
+ * written (a client cannot get far behind before that), or while the
+ * connection is behind. Past soft_bytes it waits for the next round; a
+ * stall closes it.
  */
-static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now, bool *more)
+static bool ws_outq_ok(struct ws *ws, struct ws_conn *c, int64_t now)
+{
+	if (c->unchecked < WS_OUTQ_CHECK && !c->lagging)
+		return true;
+	c->unchecked = 0;
+	if ((size_t)ws_unsent(c->fd) > ws->o.soft_bytes) {
+		if (!c->over_since_ms)
+			c->over_since_ms = now;
+		c->lagging = true;
+		return false;
+	}
+	c->over_since_ms = 0;
+	return true;
+}
+
+/*
+ * Append c's due data (and stream errors) to out. ws->lock held. Touches
+ * only c, its subscriptions and what ws->lock guards, so a sender thread
+ * may run it for a connection the network thread does not touch meanwhile.
+ * *more: a subscription has more to send, or the batch limit stopped the
+ * walk. Returns 0, or -1 to close.
+ */
+static int ws_compose(struct ws *ws, struct ws_conn *c, struct ws_buf *out, bool *more)
 {
 	size_t start = out->len;
 	struct ws_sub *sub = NULL;
 	int rc = 0;
 
 	*more = false;
-	/*
-	 * The kernel's unsent bytes cost a syscall: look only after
-	 * WS_OUTQ_CHECK bytes were written (a client cannot get far behind
-	 * before that), or while the connection is behind.
-	 */
-	if (c->unchecked >= WS_OUTQ_CHECK || c->lagging) {
-		c->unchecked = 0;
-		if ((size_t)ws_unsent(c->fd) > ws->o.soft_bytes) {
-			/* the next round looks again; a stall closes it */
-			if (!c->over_since_ms)
-				c->over_since_ms = now;
-			c->lagging = true;
-			return 0;
-		}
-		c->over_since_ms = 0;
-	}
-	pthread_mutex_lock(&ws->lock);
-	for (sub = c->subs; sub && out->len < WS_WRITE_BATCH; sub = sub->next) {
+	for (sub = c->subs; sub && out->len - start < WS_WRITE_BATCH; sub = sub->next) {
 		rc = ws_compose_sub(ws, c, sub, c->lagging, out);
 		if (rc < 0)
 			break;
 		*more |= rc > 0;
 	}
-	pthread_mutex_unlock(&ws->lock);
 	if (rc < 0 || out->err)
 		return -1;
 	c->unchecked += out->len - start;
@@ -1300,6 +1308,20 @@ static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t
 		c->lagging = false;
 	*more |= sub != NULL;
 	return 0;
+}
+
+/* ws_compose() of c's due data after ws_outq_ok(), taking ws->lock. */
+static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now, bool *more)
+{
+	int rc;
+
+	*more = false;
+	if (!ws_outq_ok(ws, c, now))
+		return 0;
+	pthread_mutex_lock(&ws->lock);
+	rc = ws_compose(ws, c, out, more);
+	pthread_mutex_unlock(&ws->lock);
+	return rc;
 }
 
 /* Write what is due on c, in one write. Returns 0, or -1 to close. */
@@ -1393,29 +1415,14 @@ static bool ws_direct_ok(const struct ws_conn *c)
 }
 
 /*
- * A sender's write of c's due data: compose into out and send() it. What
- * the kernel does not take is kept in c->tx_rest for the network thread to
- * hand to lws (which queues it and waits for POLLOUT), so the bytes stay in
- * order. Only c and what ws->lock guards are touched: the network thread
- * waits for the senders meanwhile.
+ * A sender's send() of c's composed bytes. What the kernel does not take is
+ * kept in c->tx_rest for the network thread to hand to lws (which queues it
+ * and waits for POLLOUT), so the bytes stay in order.
  */
-static void ws_send_direct(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t now)
+static void ws_send_bytes(struct ws_conn *c, const char *p, size_t len)
 {
-	size_t len;
-	ssize_t n;
+	ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-	c->tx_failed = false;
-	c->tx_more = false;
-	out->len = 0;
-	out->err = 0;
-	if (ws_fill(ws, c, out, now, &c->tx_more)) {
-		c->tx_failed = true;
-		return;
-	}
-	len = out->len;
-	if (!len)
-		return;
-	n = send(c->fd, out->p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		c->tx_failed = true;
 		return;
@@ -1430,17 +1437,58 @@ static void ws_send_direct(struct ws *ws, struct ws_conn *c, struct ws_buf *out,
 		c->tx_failed = true;
 		return;
 	}
-	memcpy(c->tx_rest + LWS_PRE, out->p + n, c->tx_rest_len);
+	memcpy(c->tx_rest + LWS_PRE, p + n, c->tx_rest_len);
 }
 
-/* Slice i of the round's connections, of nsenders + 1. */
-static void ws_send_slice(struct ws *ws, unsigned int i, struct ws_buf *out)
+/*
+ * Write the round's connections until none is left, WS_FANOUT_CHUNK at a
+ * time from a shared cursor, not a fixed share each: a writer whose CPU is
+ * busier (another process, the readers' TCP input on loopback) then takes
+ * fewer, and the round ends when the fastest would have ended it. A chunk
+ * is composed under one hold of ws->lock, then sent: the writers do not
+ * queue on the lock once per connection. Only the chunk's connections and
+ * what ws->lock guards are touched: the network thread waits for the
+ * senders meanwhile.
+ */
+static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 {
-	size_t k = ws->nsenders + 1;
-	size_t from = ws->fan_n * i / k, to = ws->fan_n * (i + 1) / k;
+	size_t off[WS_FANOUT_CHUNK + 1];
+	size_t from, to, i;
 
-	for (; from < to; from++)
-		ws_send_direct(ws, ws->fan[from], out, ws->fan_now);
+	while ((from = atomic_fetch_add(&ws->fan_next, WS_FANOUT_CHUNK)) < ws->fan_n) {
+		to = from + WS_FANOUT_CHUNK < ws->fan_n ? from + WS_FANOUT_CHUNK : ws->fan_n;
+		for (i = from; i < to; i++) {
+			struct ws_conn *c = ws->fan[i];
+
+			c->tx_failed = false;
+			c->tx_more = false;
+			c->tx_skip = !ws_outq_ok(ws, c, ws->fan_now);
+		}
+		out->len = 0;
+		out->err = 0;
+		pthread_mutex_lock(&ws->lock);
+		for (i = from; i < to; i++) {
+			struct ws_conn *c = ws->fan[i];
+
+			off[i - from] = out->len;
+			if (c->tx_skip)
+				continue;
+			if (ws_compose(ws, c, out, &c->tx_more)) {
+				/* nothing of c is kept: a failed connection is closed */
+				c->tx_failed = true;
+				out->len = off[i - from];
+				out->err = 0;
+			}
+		}
+		pthread_mutex_unlock(&ws->lock);
+		off[to - from] = out->len;
+		for (i = from; i < to; i++) {
+			size_t len = off[i - from + 1] - off[i - from];
+
+			if (len && !ws->fan[i]->tx_failed)
+				ws_send_bytes(ws->fan[i], out->p + off[i - from], len);
+		}
+	}
 }
 
 static void *ws_sender_thread(void *arg)
@@ -1457,7 +1505,7 @@ static void *ws_sender_thread(void *arg)
 			break;
 		gen = ws->fan_gen;
 		pthread_mutex_unlock(&ws->fan_lock);
-		ws_send_slice(ws, s->index, &s->out);
+		ws_send_chunks(ws, &s->out);
 		pthread_mutex_lock(&ws->fan_lock);
 		if (!--ws->fan_left)
 			pthread_cond_signal(&ws->fan_done);
@@ -1467,25 +1515,23 @@ static void *ws_sender_thread(void *arg)
 }
 
 /*
- * Write the round's connections (ws->fan) from the network thread and the
- * senders at once, each a slice: the fan-out is one send() per connection,
- * which on loopback also runs the reader's TCP input, and one thread does
- * about 5 us of it per connection. Then, on the network thread, hand to
- * lws what the kernel did not take, close the failed ones and ask for
- * WRITEABLE where more is held.
+ * Have the senders write the round's connections (ws->fan) while the
+ * network thread waits: the fan-out is one send() per connection, which on
+ * loopback also runs the reader's TCP input, about 4-5 us each here, and
+ * lws (4.1.6 as packaged: LWS_MAX_SMP 1) has one service thread. Then, on
+ * the network thread, hand to lws what the kernel did not take, close the
+ * failed ones and ask for WRITEABLE where more is held.
  */
 static void ws_fanout(struct ws *ws, int64_t now)
 {
 	size_t i;
 
 	ws->fan_now = now;
+	atomic_store(&ws->fan_next, 0);
 	pthread_mutex_lock(&ws->fan_lock);
 	ws->fan_left = ws->nsenders;
 	ws->fan_gen++;
 	pthread_cond_broadcast(&ws->fan_go);
-	pthread_mutex_unlock(&ws->fan_lock);
-	ws_send_slice(ws, 0, &ws->out);
-	pthread_mutex_lock(&ws->fan_lock);
 	while (ws->fan_left)
 		pthread_cond_wait(&ws->fan_done, &ws->fan_lock);
 	pthread_mutex_unlock(&ws->fan_lock);
@@ -1827,22 +1873,31 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ------------------------------------------------------------------------ */
 
-/* The CPUs this process may run on, less the network thread's. */
-static unsigned int ws_default_senders(void)
+/* The CPUs this process may run on, in cpus[] (up to max); their number. */
+static unsigned int ws_cpus(int *cpus, unsigned int max)
 {
+	unsigned int n = 0;
 	cpu_set_t set;
-	int n;
 
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return 0;
-	n = CPU_COUNT(&set) - 1;
-	return n < 0 ? 0 : (unsigned int)n;
+	for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			cpus[n++] = cpu;
+	return n;
 }
 
-/* Start the senders (ws->nsenders of them). Returns 0 or a positive errno. */
+/*
+ * Start the senders (ws->nsenders of them), each pinned to one of the CPUs
+ * the daemon may run on, in turn: with the writers on distinct CPUs and the
+ * round shared out in chunks, one busy CPU slows its own writer only; left
+ * to the scheduler, two writers were seen sharing one CPU for a whole round
+ * while the other idled. Returns 0 or a positive errno.
+ */
 static int ws_start_senders(struct ws *ws)
 {
-	unsigned int i;
+	int cpus[WS_MAX_SENDERS];
+	unsigned int i, ncpus;
 	int err;
 
 	if (!ws->nsenders)
@@ -1850,15 +1905,24 @@ static int ws_start_senders(struct ws *ws)
 	ws->senders = calloc(ws->nsenders, sizeof(*ws->senders));
 	if (!ws->senders)
 		return ENOMEM;
+	ncpus = ws_cpus(cpus, WS_MAX_SENDERS);
 	for (i = 0; i < ws->nsenders; i++) {
 		struct ws_sender *s = &ws->senders[i];
 
 		s->ws = ws;
-		s->index = i + 1;
+		s->cpu = ncpus ? cpus[i % ncpus] : -1;
 		err = pthread_create(&s->thread, NULL, ws_sender_thread, s);
 		if (err)
 			return err;
 		s->started = true;
+		if (s->cpu >= 0) {
+			cpu_set_t one;
+
+			CPU_ZERO(&one);
+			CPU_SET(s->cpu, &one);
+			/* not fatal: an unpinned sender still writes its chunks */
+			pthread_setaffinity_np(s->thread, sizeof(one), &one);
+		}
 	}
 	return 0;
 }
@@ -1905,9 +1969,15 @@ struct ws *ws__new(const struct ws_opts *opts)
 	pthread_mutex_init(&ws->fan_lock, NULL);
 	pthread_cond_init(&ws->fan_go, NULL);
 	pthread_cond_init(&ws->fan_done, NULL);
-	ws->nsenders = ws->o.senders ? ws->o.senders - 1 : ws_default_senders();
+	/* one writer is the network thread itself, through lws */
+	if (ws->o.senders)
+		ws->nsenders = ws->o.senders;
+	else
+		ws->nsenders = ws_cpus((int[WS_MAX_SENDERS]){ 0 }, WS_MAX_SENDERS);
 	if (ws->nsenders > WS_MAX_SENDERS)
 		ws->nsenders = WS_MAX_SENDERS;
+	if (ws->nsenders == 1)
+		ws->nsenders = 0;
 	atomic_init(&ws->kick, 0);
 	err = pthread_create(&ws->thread, NULL, ws_eval_thread, ws);
 	if (err) {

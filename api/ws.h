@@ -26,10 +26,12 @@
  * subscriber of a stream gets the same rendered bytes with its own id in
  * front. Nothing is evaluated on the network thread. That fan-out is one
  * send() per connection and costs about 5 us each on loopback, so with more
- * than one CPU a round of 256 connections or more is split among
- * the network thread and opts->senders - 1 sender threads, which send() on
- * the sockets directly while the network thread waits for them; what the
- * kernel does not take goes to lws afterwards, on the network thread.
+ * than one CPU a round of 256 connections or more is written by
+ * opts->senders sender threads, each pinned to one of the daemon's CPUs,
+ * which take the round's connections in chunks from a shared cursor and
+ * send() on the sockets directly while the network thread waits for them;
+ * what the kernel does not take goes to lws afterwards, on the network
+ * thread.
  *
  * Backpressure: a connection holds no queue of data messages; a
  * subscription only remembers the seq it last sent. While the bytes the
@@ -121,8 +123,8 @@ struct ws_opts {
 	unsigned int max_subscriptions; /* per connection; 0: 64 */
 	unsigned int max_series; /* per stream; a larger result is an error; 0: 20000 */
 	/*
-	 * Threads that write a round's messages, the network thread included
-	 * (up to 16); 0: one per CPU the daemon may run on.
+	 * Threads that write a round's messages (up to 16); 0: one per CPU
+	 * the daemon may run on; 1: the network thread alone, through lws.
 	 */
 	unsigned int senders;
 };
