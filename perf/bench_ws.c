@@ -488,7 +488,9 @@ static int client_read(struct client *c, struct lat *l)
 			c->buf = p;
 			c->cap = nc;
 		}
-		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		size_t room = c->cap - c->len;
+
+		n = read(c->fd, c->buf + c->len, room);
 		if (n < 0)
 			return errno == EAGAIN ? 0 : -1;
 		if (!n)
@@ -508,6 +510,13 @@ static int client_read(struct client *c, struct lat *l)
 		}
 		if (c->state == C_OPEN && parse_frames(c, l, wall_ms()))
 			return -1;
+		/*
+		 * A short read drained the socket (almost surely; if not,
+		 * level-triggered epoll reports it again): no read() for
+		 * EAGAIN, which would cost the CPU the daemon's writer shares.
+		 */
+		if ((size_t)n < room)
+			return 0;
 	}
 }
 
