@@ -27,13 +27,14 @@
  * The load generator is one thread with raw sockets and epoll (an lws
  * client would not scale to 10,000 connections in one process); it shares
  * the machine with the daemon, so on few cores its own CPU is printed too.
- * With two CPUs or more the daemon is pinned to CPU 0 and the load
- * generator to the last one (--no-pin: neither), so that the daemon's
- * "cores" is what one core gives, and the scheduler does not pull the
- * reader onto the writer's CPU at each wake-up. --daemon-cpus K pins the
- * daemon to CPUs 0..K-1 instead (at most all but the last): it splits each
- * round's writes among one thread per CPU it may run on, which one CPU
- * never shows.
+ * With two CPUs or more the load generator is pinned to the last CPU and
+ * the daemon may run on all of them, as it does when installed (its feed
+ * writers pin themselves one per CPU and share each round out in chunks;
+ * on a small host one of them shares its CPU with the load generator, and
+ * with it the readers' TCP input, which remote clients would not put on
+ * the daemon's host). --daemon-cpus K pins the daemon to CPUs 0..K-1
+ * instead (--daemon-cpus 1: what one core gives, the figure of earlier
+ * runs); --no-pin pins neither.
  *
  * Output: `bench ws_<N>_p50_ms`, `_p99_ms`, `_daemon_cores`,
  * `_bytes_per_idle_conn` lines (with the unit), and a summary table.
@@ -96,7 +97,7 @@ static struct {
 	.nsizes = 4,
 	.warmup = 3,
 	.duration = 10,
-	.daemon_cpus = 1,
+	.daemon_cpus = 0, /* all */
 };
 
 static double mono_s(void)
@@ -258,10 +259,12 @@ static int server_start(struct server *s)
 			dup2(fd, 2);
 		}
 		if (!opt.no_pin && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+			long k = opt.daemon_cpus ? opt.daemon_cpus : sysconf(_SC_NPROCESSORS_ONLN);
 			cpu_set_t set;
 
+			/* not the load generator's pinning, inherited */
 			CPU_ZERO(&set);
-			for (int i = 0; i < opt.daemon_cpus; i++)
+			for (int i = 0; i < k; i++)
 				CPU_SET(i, &set);
 			sched_setaffinity(0, sizeof(set), &set);
 		}
@@ -738,6 +741,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: bench_ws [--clients N,N,...] [--warmup S] [--duration S] [--keep] [--no-pin]\n"
 		"                [--daemon-cpus K]\n"
+		"  --clients      connection counts, one fresh daemon each (100,1000,5000,10000)\n"
+		"  --warmup S     seconds between the first full states and the measure (3)\n"
+		"  --duration S   seconds measured per count (10)\n"
+		"  --keep         keep the state directory and the daemon's log\n"
+		"  --daemon-cpus K  pin the daemon to CPUs 0..K-1 (default: all; the load\n"
+		"                 generator is pinned to the last CPU either way)\n"
+		"  --no-pin       pin neither\n"
 		"  NOVAMON_BIN: the daemon (default build/novamon)\n");
 }
 
@@ -801,11 +811,11 @@ int main(int argc, char **argv)
 
 		CPU_ZERO(&set);
 		CPU_SET((int)last, &set);
-		if (opt.daemon_cpus < 1 || opt.daemon_cpus > last)
-			opt.daemon_cpus = opt.daemon_cpus < 1 ? 1 : (int)last;
+		if (opt.daemon_cpus < 0 || opt.daemon_cpus > last + 1)
+			opt.daemon_cpus = 0;
 		if (!sched_setaffinity(0, sizeof(set), &set))
-			printf("# daemon pinned to CPU 0..%d, load generator to CPU %ld\n",
-			       opt.daemon_cpus - 1, last);
+			printf("# daemon on CPU 0..%ld, load generator pinned to CPU %ld\n",
+			       opt.daemon_cpus ? opt.daemon_cpus - 1 : last, last);
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
