@@ -29,6 +29,7 @@
 #include <linux/sockios.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,6 +59,8 @@
 #define WS_WRITE_BATCH (64u * 1024)
 /* Due connections in a round below which the network thread writes them alone. */
 #define WS_FANOUT_MIN 256
+/* The senders' nice value (ws_sender_thread). */
+#define WS_SENDER_NICE 10
 /* Connections a writer of the round takes at a time. */
 #define WS_FANOUT_CHUNK 32
 #define WS_MAX_SENDERS 16
@@ -123,6 +126,15 @@ struct ws_stream {
 	struct ws_series **itab;
 	size_t ibuckets, icount;
 	uint32_t next_index;
+	/*
+	 * A fan-out round's view, set and cleared by the network thread with
+	 * ws->lock (ws_round_begin/end) while no sender runs: the newest state
+	 * and the one before it, each with a reference, and the delta between
+	 * them per encoding, rendered by the first sender that needs it (with
+	 * ws->lock) and read by the others without it.
+	 */
+	struct ws_state *rnd_cur, *rnd_prev;
+	_Atomic(struct ws_blob *) rnd_blob[2];
 };
 
 struct ws_sub {
@@ -159,6 +171,7 @@ struct ws_conn {
 	int nwidgets;
 	int64_t last_rx_ms;
 	int64_t ping_sent_ms;
+	int64_t ping_early_ms; /* this ping comes this much before ping_seconds */
 	int64_t over_since_ms; /* undelivered bytes above soft_bytes since */
 	int64_t want_since_ms; /* asked for WRITEABLE and not had it since */
 	size_t unchecked; /* bytes written since the kernel's queue was last looked at */
@@ -213,6 +226,9 @@ struct ws {
 	struct ws_conn **fan; /* the round's connections for them; network thread */
 	size_t fan_n, fan_cap;
 	atomic_size_t fan_next; /* the next connection of the round nobody took */
+	atomic_size_t fan_pub; /* connections of ws->fan the senders may take */
+	atomic_bool fan_walking; /* the network thread may still add some */
+	uint64_t rng; /* network thread: ping jitter */
 	int64_t fan_now;
 	_Atomic double fanout_seconds;
 
@@ -1324,6 +1340,153 @@ static int ws_fill(struct ws *ws, struct ws_conn *c, struct ws_buf *out, int64_t
 	return rc;
 }
 
+/*
+ * Ping c a random 0-50 % before ping_seconds next time: connections opened
+ * together (a restart, a reconnect storm) would otherwise be pinged, and
+ * answer, in the same round every time. Network thread.
+ */
+static void ws_ping_jitter(struct ws *ws, struct ws_conn *c)
+{
+	uint64_t half = (uint64_t)ws->o.ping_seconds * 500 + 1;
+
+	ws->rng = ws->rng * 6364136223846793005ull + 1442695040888963407ull; /* PCG's LCG step */
+	c->ping_early_ms = (int64_t)((ws->rng >> 33) % half);
+}
+
+/* Append c's ping when one is wanted: with its data, it costs no write of its own. */
+static void ws_put_ping(struct ws_conn *c, struct ws_buf *out, int64_t now)
+{
+	if (!c->want_ping)
+		return;
+	ws_frame(out, 0x9, "novamon", 7);
+	c->want_ping = false;
+	c->ping_sent_ms = now;
+}
+
+/*
+ * Take the round's view of every subscribed stream (see struct ws_stream).
+ * Network thread, before the senders start; the streams with subscribers
+ * are not freed meanwhile (only the evaluator frees, and only those with
+ * none, which change on the network thread alone).
+ */
+static void ws_round_begin(struct ws *ws)
+{
+	struct ws_stream *st;
+
+	pthread_mutex_lock(&ws->lock);
+	for (st = ws->streams; st; st = st->next) {
+		if (!st->nsubs || !st->n)
+			continue;
+		st->rnd_cur = ws_newest(st);
+		st->rnd_cur->refs++;
+		if (st->n >= 2) {
+			st->rnd_prev = ws_ring_at(st, st->n - 2);
+			st->rnd_prev->refs++;
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+/* Drop the round's view. Network thread, once the senders are done. */
+static void ws_round_end(struct ws *ws)
+{
+	struct ws_stream *st;
+
+	pthread_mutex_lock(&ws->lock);
+	for (st = ws->streams; st; st = st->next) {
+		if (!st->rnd_cur)
+			continue;
+		for (size_t e = 0; e < 2; e++) {
+			struct ws_blob *b = atomic_exchange(&st->rnd_blob[e], NULL);
+
+			if (b)
+				ws_blob_put(b);
+		}
+		ws_state_put(st->rnd_cur);
+		ws_state_put(st->rnd_prev);
+		st->rnd_cur = st->rnd_prev = NULL;
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+/* The round's delta of st in enc, rendered once; NULL on ENOMEM. */
+static struct ws_blob *ws_round_blob(struct ws *ws, struct ws_stream *st,
+				     enum ws_proto_encoding enc)
+{
+	struct ws_blob *b = atomic_load(&st->rnd_blob[enc]);
+
+	if (b)
+		return b;
+	pthread_mutex_lock(&ws->lock);
+	b = atomic_load(&st->rnd_blob[enc]);
+	if (!b) {
+		b = ws_get_blob(st->rnd_prev, st->rnd_cur, enc);
+		atomic_store(&st->rnd_blob[enc], b);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return b;
+}
+
+/*
+ * What a round writes to most connections, without ws->lock: each due
+ * subscription is one second behind, so its message is the round's delta
+ * of its stream. Returns 1 with c's messages appended to out (*nmsg
+ * counted), 0 when c needs ws_compose() instead (a full state, a resume or
+ * catch-up from further back, a stream error to report; nothing written),
+ * -1 on ENOMEM (c is to be closed).
+ */
+static int ws_compose_round(struct ws *ws, struct ws_conn *c, struct ws_buf *out, uint64_t *nmsg)
+{
+	unsigned char opcode = c->enc == WS_ENC_BINARY ? 0x2 : 0x1;
+	size_t start = out->len;
+	struct ws_sub *sub;
+
+	for (sub = c->subs; sub; sub = sub->next) {
+		struct ws_stream *st = sub->st;
+		uint64_t eseq = atomic_load(&st->error_seq);
+
+		if (eseq > sub->err_seen && eseq > atomic_load(&st->latest))
+			return 0;
+		if (!st->rnd_cur || st->rnd_cur->seq <= sub->last_seq ||
+		    (sub->last_seq && st->rnd_cur->seq - sub->last_seq < sub->refresh))
+			continue;
+		if (!sub->last_seq || !st->rnd_prev || st->rnd_prev->seq != sub->last_seq)
+			return 0;
+	}
+	for (sub = c->subs; sub && out->len - start < WS_WRITE_BATCH; sub = sub->next) {
+		struct ws_stream *st = sub->st;
+		struct ws_blob *blob;
+
+		if (!st->rnd_cur || st->rnd_cur->seq <= sub->last_seq ||
+		    (sub->last_seq && st->rnd_cur->seq - sub->last_seq < sub->refresh))
+			continue;
+		blob = ws_round_blob(ws, st, c->enc);
+		if (!blob)
+			return -1;
+		if (!sub->head.len || sub->head_enc != c->enc) {
+			sub->head.len = 0;
+			sub->head.err = 0;
+			sub->head_enc = c->enc;
+			if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
+				sub->head.len = 0;
+				return -1;
+			}
+		}
+		ws_frame_head(out, opcode, sub->head.len + blob->len);
+		ws_buf_put(out, sub->head.p, sub->head.len);
+		ws_buf_put(out, blob->data, blob->len);
+		sub->last_seq = st->rnd_cur->seq;
+		(*nmsg)++;
+	}
+	if (out->err)
+		return -1;
+	c->unchecked += out->len - start;
+	c->tx_more = sub != NULL;
+	if (!sub)
+		c->lagging = false;
+	return 1;
+}
+
 /* Write what is due on c, in one write. Returns 0, or -1 to close. */
 static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 {
@@ -1348,11 +1511,7 @@ static int ws_on_writeable(struct ws *ws, struct ws_conn *c)
 		c->nreplies--;
 		free(r);
 	}
-	if (c->want_ping) {
-		ws_frame(&ws->out, 0x9, "novamon", 7);
-		c->want_ping = false;
-		c->ping_sent_ms = now;
-	}
+	ws_put_ping(c, &ws->out, now);
 	if (ws_fill(ws, c, &ws->out, now, &more))
 		return -1;
 	if (ws_flush_out(ws, wsi))
@@ -1405,13 +1564,13 @@ static void ws_write_now(struct ws *ws, struct ws_conn *c, int64_t now)
 /*
  * Whether a sender may write c's data with a send() of its own: lws must
  * hold nothing unsent for it and have nothing of its own to write (close
- * handshake, TLS), and c has no replies or ping queued (those go through
- * lws on the network thread).
+ * handshake, TLS), and c has no replies queued (those go through lws on
+ * the network thread). A wanted ping goes with the sender's data.
  */
 static bool ws_direct_ok(const struct ws_conn *c)
 {
 	return !c->close_code && !c->peer_closed && !c->want_since_ms && !c->tls && !c->rq_head &&
-	       !c->want_ping && !lws_partial_buffered(c->wsi);
+	       !lws_partial_buffered(c->wsi);
 }
 
 /*
@@ -1452,43 +1611,81 @@ static void ws_send_bytes(struct ws_conn *c, const char *p, size_t len)
  */
 static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 {
-	size_t off[WS_FANOUT_CHUNK + 1];
+	size_t at[WS_FANOUT_CHUNK], len[WS_FANOUT_CHUNK];
+	bool slow[WS_FANOUT_CHUNK];
 	size_t from, to, i;
+	uint64_t nmsg = 0;
 
-	while ((from = atomic_fetch_add(&ws->fan_next, WS_FANOUT_CHUNK)) < ws->fan_n) {
-		to = from + WS_FANOUT_CHUNK < ws->fan_n ? from + WS_FANOUT_CHUNK : ws->fan_n;
+	for (;;) {
+		bool any_slow = false;
+		size_t pub;
+
+		from = atomic_fetch_add(&ws->fan_next, WS_FANOUT_CHUNK);
+		/* ahead of the walk: let it run (it may share this CPU) */
+		for (;;) {
+			bool walking = atomic_load_explicit(&ws->fan_walking, memory_order_acquire);
+
+			pub = atomic_load_explicit(&ws->fan_pub, memory_order_acquire);
+			if (!walking || from + WS_FANOUT_CHUNK <= pub)
+				break;
+			sched_yield();
+		}
+		if (from >= pub)
+			break;
+		to = from + WS_FANOUT_CHUNK < pub ? from + WS_FANOUT_CHUNK : pub;
+		out->len = 0;
+		out->err = 0;
 		for (i = from; i < to; i++) {
 			struct ws_conn *c = ws->fan[i];
+			size_t k = i - from;
+			int rc = 0;
 
 			c->tx_failed = false;
 			c->tx_more = false;
-			c->tx_skip = !ws_outq_ok(ws, c, ws->fan_now);
-		}
-		out->len = 0;
-		out->err = 0;
-		pthread_mutex_lock(&ws->lock);
-		for (i = from; i < to; i++) {
-			struct ws_conn *c = ws->fan[i];
-
-			off[i - from] = out->len;
-			if (c->tx_skip)
-				continue;
-			if (ws_compose(ws, c, out, &c->tx_more)) {
-				/* nothing of c is kept: a failed connection is closed */
+			at[k] = out->len;
+			slow[k] = false;
+			if (ws_outq_ok(ws, c, ws->fan_now))
+				rc = ws_compose_round(ws, c, out, &nmsg);
+			else
+				rc = 1; /* behind: nothing this round */
+			if (rc > 0)
+				ws_put_ping(c, out, ws->fan_now);
+			if (rc < 0 || out->err) {
 				c->tx_failed = true;
-				out->len = off[i - from];
+				out->len = at[k];
 				out->err = 0;
 			}
+			slow[k] = !rc;
+			any_slow |= !rc;
+			len[k] = out->len - at[k];
 		}
-		pthread_mutex_unlock(&ws->lock);
-		off[to - from] = out->len;
-		for (i = from; i < to; i++) {
-			size_t len = off[i - from + 1] - off[i - from];
+		if (any_slow) {
+			pthread_mutex_lock(&ws->lock);
+			for (i = from; i < to; i++) {
+				struct ws_conn *c = ws->fan[i];
+				size_t k = i - from;
 
-			if (len && !ws->fan[i]->tx_failed)
-				ws_send_bytes(ws->fan[i], out->p + off[i - from], len);
+				if (!slow[k])
+					continue;
+				at[k] = out->len;
+				if (ws_compose(ws, c, out, &c->tx_more))
+					c->tx_failed = true;
+				else
+					ws_put_ping(c, out, ws->fan_now);
+				if (c->tx_failed || out->err) {
+					c->tx_failed = true;
+					out->len = at[k];
+					out->err = 0;
+				}
+				len[k] = out->len - at[k];
+			}
+			pthread_mutex_unlock(&ws->lock);
 		}
+		for (i = from; i < to; i++)
+			if (len[i - from] && !ws->fan[i]->tx_failed)
+				ws_send_bytes(ws->fan[i], out->p + at[i - from], len[i - from]);
 	}
+	atomic_fetch_add(&ws->n_messages, nmsg);
 }
 
 static void *ws_sender_thread(void *arg)
@@ -1497,6 +1694,13 @@ static void *ws_sender_thread(void *arg)
 	struct ws *ws = s->ws;
 	unsigned int gen = 0;
 
+	/*
+	 * A round's writes give way to the host's own work (the VMs' vCPU
+	 * threads, the capture workers, a client on this host): on a busy CPU
+	 * this writer takes fewer chunks and the others take the rest. Not
+	 * fatal: an ordinary-priority sender writes as well.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), WS_SENDER_NICE);
 	pthread_mutex_lock(&ws->fan_lock);
 	for (;;) {
 		while (!ws->fan_quit && ws->fan_gen == gen)
@@ -1515,26 +1719,40 @@ static void *ws_sender_thread(void *arg)
 }
 
 /*
- * Have the senders write the round's connections (ws->fan) while the
- * network thread waits: the fan-out is one send() per connection, which on
- * loopback also runs the reader's TCP input, about 4-5 us each here, and
- * lws (4.1.6 as packaged: LWS_MAX_SMP 1) has one service thread. Then, on
- * the network thread, hand to lws what the kernel did not take, close the
- * failed ones and ask for WRITEABLE where more is held.
+ * Start the senders on the round's connections, ws->fan, which the network
+ * thread goes on filling (ws->fan_pub) while they write: the fan-out is
+ * one send() per connection, which on loopback also runs the reader's TCP
+ * input, about 4-5 us each here, and lws (4.1.6 as packaged: LWS_MAX_SMP 1)
+ * has one service thread; the walk over every connection that finds them
+ * costs about 0.1 us each, which the first writes need not wait for.
  */
-static void ws_fanout(struct ws *ws, int64_t now)
+static void ws_fanout_start(struct ws *ws, int64_t now)
 {
-	size_t i;
-
 	ws->fan_now = now;
 	atomic_store(&ws->fan_next, 0);
+	ws_round_begin(ws);
 	pthread_mutex_lock(&ws->fan_lock);
 	ws->fan_left = ws->nsenders;
 	ws->fan_gen++;
 	pthread_cond_broadcast(&ws->fan_go);
+	pthread_mutex_unlock(&ws->fan_lock);
+}
+
+/*
+ * Once the walk is over: wait for the senders, then, on the network
+ * thread, hand to lws what the kernel did not take, close the failed ones
+ * and ask for WRITEABLE where more is held.
+ */
+static void ws_fanout_finish(struct ws *ws, int64_t now)
+{
+	size_t i;
+
+	atomic_store(&ws->fan_walking, false);
+	pthread_mutex_lock(&ws->fan_lock);
 	while (ws->fan_left)
 		pthread_cond_wait(&ws->fan_done, &ws->fan_lock);
 	pthread_mutex_unlock(&ws->fan_lock);
+	ws_round_end(ws);
 
 	for (i = 0; i < ws->fan_n; i++) {
 		struct ws_conn *c = ws->fan[i];
@@ -1552,7 +1770,26 @@ static void ws_fanout(struct ws *ws, int64_t now)
 			lws_callback_on_writable(c->wsi);
 		}
 	}
-	ws->fan_n = 0;
+}
+
+/*
+ * Put c in the round's fan-out, starting the senders once it holds
+ * WS_FANOUT_MIN. The array is not grown while they read it: it was sized
+ * for every connection before the walk. Returns false when c must be
+ * written by the network thread instead.
+ */
+static bool ws_fan_add(struct ws *ws, struct ws_conn *c, int64_t now, bool *started)
+{
+	if (ws->fan_n == ws->fan_cap)
+		return false;
+	ws->fan[ws->fan_n++] = c;
+	atomic_store_explicit(&ws->fan_pub, ws->fan_n, memory_order_release);
+	if (!*started && ws->fan_n == WS_FANOUT_MIN) {
+		atomic_store(&ws->fan_walking, true);
+		ws_fanout_start(ws, now);
+		*started = true;
+	}
+	return true;
 }
 
 /*
@@ -1563,12 +1800,24 @@ static void ws_service_round(struct ws *ws)
 {
 	int64_t now = ws_now_ms();
 	int64_t stall = (int64_t)ws->o.stall_seconds * 1000;
+	int64_t ping_ms = (int64_t)ws->o.ping_seconds * 1000;
+	size_t want = (size_t)atomic_load(&ws->n_conns);
 	struct timespec t0, t1;
+	bool started = false;
 	struct ws_conn *c;
 	size_t i;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ws->fan_n = 0;
+	atomic_store(&ws->fan_pub, 0);
+	if (ws->nsenders && want > ws->fan_cap) {
+		struct ws_conn **p = realloc(ws->fan, want * sizeof(*p));
+
+		if (p) {
+			ws->fan = p;
+			ws->fan_cap = want;
+		}
+	}
 	for (c = ws->conns; c; c = c->next) {
 		char reason[100];
 
@@ -1591,36 +1840,28 @@ static void ws_service_round(struct ws *ws)
 			continue;
 		}
 		if (!c->ping_sent_ms && !c->want_ping &&
-		    now - c->last_rx_ms >= (int64_t)ws->o.ping_seconds * 1000) {
+		    now - c->last_rx_ms >= ping_ms - c->ping_early_ms) {
 			c->want_ping = true;
-			lws_callback_on_writable(c->wsi);
+			ws_ping_jitter(ws, c);
 		}
-		if (!ws_conn_due(c))
+		/*
+		 * With senders, whether c has anything due is theirs to find
+		 * out while they compose (in parallel, and without this walk
+		 * touching every subscription before the first write).
+		 */
+		if (ws->nsenders && ws_direct_ok(c) && c->subs && ws_fan_add(ws, c, now, &started))
 			continue;
-		if (!ws->nsenders || !ws_direct_ok(c)) {
+		if (c->want_ping || ws_conn_due(c))
 			ws_write_now(ws, c, now);
-			continue;
-		}
-		if (ws->fan_n == ws->fan_cap) {
-			size_t nc = ws->fan_cap ? 2 * ws->fan_cap : 1024;
-			struct ws_conn **p = realloc(ws->fan, nc * sizeof(*p));
-
-			if (!p) {
-				ws_write_now(ws, c, now);
-				continue;
-			}
-			ws->fan = p;
-			ws->fan_cap = nc;
-		}
-		ws->fan[ws->fan_n++] = c;
 	}
-	if (ws->fan_n >= WS_FANOUT_MIN) {
-		ws_fanout(ws, now);
+	if (started) {
+		ws_fanout_finish(ws, now);
 	} else {
 		for (i = 0; i < ws->fan_n; i++)
-			ws_write_now(ws, ws->fan[i], now);
-		ws->fan_n = 0;
+			if (ws->fan[i]->want_ping || ws_conn_due(ws->fan[i]))
+				ws_write_now(ws, ws->fan[i], now);
 	}
+	ws->fan_n = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	atomic_store(&ws->fanout_seconds,
 		     (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -1748,6 +1989,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	c->fd = lws_get_socket_fd(wsi);
 	c->tls = lws_is_ssl(wsi);
 	c->last_rx_ms = ws_now_ms();
+	ws_ping_jitter(ws, c);
 	c->next = ws->conns;
 	if (ws->conns)
 		ws->conns->prev = c;
@@ -1948,6 +2190,7 @@ struct ws *ws__new(const struct ws_opts *opts)
 		ws->o.stall_seconds = WS_DEFAULT_STALL_S;
 	if (!ws->o.ping_seconds)
 		ws->o.ping_seconds = WS_DEFAULT_PING_S;
+	ws->rng = (uint64_t)ws_now_ms() ^ (uint64_t)(uintptr_t)ws;
 	if (!ws->o.pong_timeout_seconds)
 		ws->o.pong_timeout_seconds = WS_DEFAULT_PONG_S;
 	if (!ws->o.history_seconds)
