@@ -184,9 +184,8 @@ struct ws_conn {
 	bool lagging; /* was over soft_bytes: coalesce until caught up */
 	bool peer_closed; /* the client sent a close */
 	bool tls; /* lws must write: no send() of our own */
-	/* a sender's outcome for this connection in the round (ws_fanout) */
+	/* a sender's outcome for this connection in the round (ws_send_chunks) */
 	bool tx_failed, tx_more;
-	bool tx_skip; /* behind: not written this round (ws_outq_ok) */
 	char *tx_rest; /* LWS_PRE, then what the kernel did not take */
 	size_t tx_rest_len;
 	enum ws_proto_encoding enc;
@@ -1232,6 +1231,28 @@ static bool ws_due_error(struct ws_sub *sub, char *msg, size_t len)
 }
 
 /*
+ * Append one data frame of sub: its head (rendered once per subscription
+ * and encoding, and kept) and the shared tail. Returns 0, or -1 on ENOMEM.
+ */
+static int ws_put_data(struct ws_conn *c, struct ws_sub *sub, const struct ws_blob *blob,
+		       struct ws_buf *out)
+{
+	if (!sub->head.len || sub->head_enc != c->enc) {
+		sub->head.len = 0;
+		sub->head.err = 0;
+		sub->head_enc = c->enc;
+		if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
+			sub->head.len = 0;
+			return -1;
+		}
+	}
+	ws_frame_head(out, c->enc == WS_ENC_BINARY ? 0x2 : 0x1, sub->head.len + blob->len);
+	ws_buf_put(out, sub->head.p, sub->head.len);
+	ws_buf_put(out, blob->data, blob->len);
+	return 0;
+}
+
+/*
  * Append sub's due error and data frames to out. ws->lock held (taken once
  * per connection, not per subscription). The data head ({"type":"data","id":..
  * or its binary form) is rendered once per subscription and encoding and
@@ -1240,7 +1261,6 @@ static bool ws_due_error(struct ws_sub *sub, char *msg, size_t len)
 static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, bool coalesce,
 			  struct ws_buf *out)
 {
-	unsigned char opcode = c->enc == WS_ENC_BINARY ? 0x2 : 0x1;
 	struct ws_buf msg = { 0 };
 	struct ws_blob *blob = NULL;
 	char emsg[256];
@@ -1256,20 +1276,10 @@ static int ws_compose_sub(struct ws *ws, struct ws_conn *c, struct ws_sub *sub, 
 	rc = ws_next_message(ws, c, sub, coalesce, &blob, &seq, &more);
 	if (rc <= 0)
 		return rc;
-	if (!sub->head.len || sub->head_enc != c->enc) {
-		sub->head.len = 0;
-		sub->head.err = 0;
-		sub->head_enc = c->enc;
-		if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
-			sub->head.len = 0;
-			ws_blob_put(blob);
-			return -1;
-		}
-	}
-	ws_frame_head(out, opcode, sub->head.len + blob->len);
-	ws_buf_put(out, sub->head.p, sub->head.len);
-	ws_buf_put(out, blob->data, blob->len);
+	rc = ws_put_data(c, sub, blob, out);
 	ws_blob_put(blob);
+	if (rc)
+		return -1;
 	sub->last_seq = seq;
 	atomic_fetch_add(&ws->n_messages, 1);
 	return more;
@@ -1437,7 +1447,6 @@ static struct ws_blob *ws_round_blob(struct ws *ws, struct ws_stream *st,
  */
 static int ws_compose_round(struct ws *ws, struct ws_conn *c, struct ws_buf *out, uint64_t *nmsg)
 {
-	unsigned char opcode = c->enc == WS_ENC_BINARY ? 0x2 : 0x1;
 	size_t start = out->len;
 	struct ws_sub *sub;
 
@@ -1461,20 +1470,8 @@ static int ws_compose_round(struct ws *ws, struct ws_conn *c, struct ws_buf *out
 		    (sub->last_seq && st->rnd_cur->seq - sub->last_seq < sub->refresh))
 			continue;
 		blob = ws_round_blob(ws, st, c->enc);
-		if (!blob)
+		if (!blob || ws_put_data(c, sub, blob, out))
 			return -1;
-		if (!sub->head.len || sub->head_enc != c->enc) {
-			sub->head.len = 0;
-			sub->head.err = 0;
-			sub->head_enc = c->enc;
-			if (ws_proto_data_head(&sub->head, c->enc, sub->id, sub->idlen)) {
-				sub->head.len = 0;
-				return -1;
-			}
-		}
-		ws_frame_head(out, opcode, sub->head.len + blob->len);
-		ws_buf_put(out, sub->head.p, sub->head.len);
-		ws_buf_put(out, blob->data, blob->len);
 		sub->last_seq = st->rnd_cur->seq;
 		(*nmsg)++;
 	}

@@ -437,7 +437,7 @@ class DashboardView {
 			const mid = (cw.start + cw.end) / 2;
 			this.setRange({ abs: true, from: (mid - span) * 1000, to: Math.min(Date.now(), (mid + span) * 1000) });
 		};
-		this.liveEl = h('span', { class: 'live-state', id: 'live-state' }, this.range.abs ? 'paused' : 'connecting…');
+		this.liveEl = h('span', { class: 'live-state', id: 'live-state', 'data-state': this.range.abs ? 'paused' : 'connecting' }, this.range.abs ? 'paused' : 'connecting…');
 		const tools = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Time range' },
 			sel, custom,
 			h('button', { type: 'button', onclick: shift(-0.5), 'aria-label': 'Pan back half the range', 'data-action': 'pan-back' }, '◀'),

@@ -296,6 +296,8 @@ async function main() {
 		const m = /from=(\d+)&to=(\d+)/.exec(await page.evaluate(() => location.hash));
 		const zoomed = Number(m[2]) - Number(m[1]);
 		assert(zoomed > 60000 && zoomed < 400000, `the zoomed range is ${zoomed} ms, not about a fifth of 15 min`);
+		// the hash changes before the view re-renders: wait for the new one's state
+		await page.waitForSelector('#live-state[data-state="paused"]', { timeout: 10000 }).catch(() => {});
 		assert(await page.locator('#live-state[data-state="paused"]').count(), 'live updates did not pause on a fixed range');
 		await page.click('button[data-action="pan-back"]');
 		await page.waitForFunction((from) => {
