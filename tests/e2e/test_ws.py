@@ -418,6 +418,7 @@ def check_slow_client(nm, port):
     slow2 = WS(port, "/ws/metrics", rcvbuf=4096)
     slow2.send_json({"type": "subscribe", "id": "wide", "query": "e2e_ws_wide + time()"})
     seqs2 = [next_data(slow2, "wide")["seq"] for _ in range(2)]  # what lws held is read
+    check_partial_write(nm, port)
     fast = WS(port, "/ws/metrics")
     fast.send_json({"type": "subscribe", "id": "g", "query": "e2e_ws_gauge"})
     next_data(fast, "g")
@@ -483,6 +484,48 @@ def check_slow_client(nm, port):
 
 
 CROWD = 300
+
+
+def check_partial_write(nm, port):
+    """A sender's send() that the kernel takes only part of: the rest goes to lws, in order.
+
+    While the crowd makes the daemon write its rounds from sender threads, a
+    client that does not read yet subscribes to a 12,000-series query: its
+    full state (about 1.3 MB) is larger than the socket's send buffer (twice
+    the 256 KiB soft limit), so the sender's send() is short and the network
+    thread hands the rest to lws, which writes it as the client drains.
+    """
+    now = time.time()
+    pad = "y" * 60
+    for i in range(0, 12000, 1000):
+        post_samples(nm, [{"name": "e2e_ws_huge", "value": j, "timestamp": now,
+                           "tags": {"series": f"{j:05d}-{pad}"}} for j in range(i, i + 1000)])
+    big = WS(port, "/ws/metrics", rcvbuf=4096)
+    big.send_json({"type": "subscribe", "id": "huge", "query": "e2e_ws_huge"})
+    time.sleep(2)  # the full state is written while nothing is read
+    big.s.settimeout(10)
+    # the state held for "huge", message after message: the 12,000 series
+    # come in the full state or, when that was evaluated before the samples
+    # were, in the next delta
+    state, seqs, end = {}, [], time.monotonic() + 15
+    while len(state) < 12000 or len(seqs) < 2:
+        if time.monotonic() > end:
+            fail(f"huge: {len(state)} series after {len(seqs)} messages")
+        m = next_data(big, "huge", timeout=10)
+        if seqs and m["seq"] <= seqs[-1]:
+            fail(f"huge: seq {m['seq']} after {seqs[-1]}")
+        if m["full"] != (not seqs):
+            fail(f"huge: full is {m['full']} in message {len(seqs) + 1}")
+        seqs.append(m["seq"])
+        for x in m["set"]:
+            state[x["labels"]["series"]] = int(x["v"])
+        for d in m["del"]:
+            state.pop(d["series"], None)
+    if sorted(state.values()) != list(range(12000)):
+        fail("huge: the values held are not 0..11999")
+    big.close()
+    log(f"ok: 12,000 series (one message of about 1.5 MB, which a sender's send() writes in "
+        f"part and lws in the rest) arrived whole in {len(seqs)} messages")
 
 
 def check_crowd(crowd):
