@@ -181,6 +181,14 @@ def apply(state, m):
     return state
 
 
+def post_wide(nm, name, n):
+    """n series of name, now, with long label values: series j has the value j."""
+    now, pad = time.time(), "x" * 60
+    for i in range(0, n, 500):
+        post_samples(nm, [{"name": name, "value": j, "timestamp": now,
+                           "tags": {"series": f"{j:05d}-{pad}"}} for j in range(i, min(i + 500, n))])
+
+
 def next_data(ws, sid=None, timeout=5):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -401,11 +409,7 @@ def check_errors(port):
 
 def check_slow_client(nm, port):
     # 2,000 series whose values change every second: about 200 KB a second
-    now = time.time()
-    pad = "x" * 60
-    for i in range(0, 2000, 500):
-        post_samples(nm, [{"name": "e2e_ws_wide", "value": j, "timestamp": now,
-                           "tags": {"series": f"{j:05d}-{pad}"}} for j in range(i, i + 500)])
+    post_wide(nm, "e2e_ws_wide", 2000)
     slow = WS(port, "/ws/metrics", rcvbuf=4096)
     slow.send_json({"type": "subscribe", "id": "wide", "query": "e2e_ws_wide + time()"})
     # they read only at the end: what they are sent in between waits in the kernel
@@ -495,11 +499,7 @@ def check_partial_write(nm, port):
     the 256 KiB soft limit), so the sender's send() is short and the network
     thread hands the rest to lws, which writes it as the client drains.
     """
-    now = time.time()
-    pad = "y" * 60
-    for i in range(0, 12000, 1000):
-        post_samples(nm, [{"name": "e2e_ws_huge", "value": j, "timestamp": now,
-                           "tags": {"series": f"{j:05d}-{pad}"}} for j in range(i, i + 1000)])
+    post_wide(nm, "e2e_ws_huge", 12000)
     big = WS(port, "/ws/metrics", rcvbuf=4096)
     big.send_json({"type": "subscribe", "id": "huge", "query": "e2e_ws_huge"})
     time.sleep(2)  # the full state is written while nothing is read
