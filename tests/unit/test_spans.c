@@ -49,6 +49,7 @@
 #include "spans/span_file.h"
 #include "spans/span_ring.h"
 #include "spans/spans.h"
+#include "span_attrs.h"
 
 #define NS 1000000000ull
 #define MS 1000000ull
@@ -169,43 +170,6 @@ static void got_reset(void)
 	free(got.spans);
 	free(got.logs);
 	memset(&got, 0, sizeof(got));
-}
-
-static const struct span_attr *attr(const struct span_attr *attrs, unsigned int n, const char *key)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(attrs[i].key, key))
-			return &attrs[i];
-	return NULL;
-}
-
-static int64_t attr_i(const struct span *s, const char *key)
-{
-	const struct span_attr *a = attr(s->attrs, s->nattrs, key);
-
-	cr_assert_not_null(a, "%s: no attribute %s", s->name, key);
-	cr_assert_eq(a->type, SPAN_ATTR_INT, "%s: %s", s->name, key);
-	return a->i;
-}
-
-static const char *attr_s(const struct span *s, const char *key)
-{
-	const struct span_attr *a = attr(s->attrs, s->nattrs, key);
-
-	cr_assert_not_null(a, "%s: no attribute %s", s->name, key);
-	cr_assert_eq(a->type, SPAN_ATTR_STR, "%s: %s", s->name, key);
-	return a->s;
-}
-
-static double attr_d(const struct span *s, const char *key)
-{
-	const struct span_attr *a = attr(s->attrs, s->nattrs, key);
-
-	cr_assert_not_null(a, "%s: no attribute %s", s->name, key);
-	cr_assert_eq(a->type, SPAN_ATTR_DOUBLE, "%s: %s", s->name, key);
-	return a->d;
 }
 
 static const char *log_event(const struct log_record *r)

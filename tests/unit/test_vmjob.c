@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "spans/vmjob.h"
+#include "span_attrs.h"
 
 #define OFF 1000000000000000000ull /* mono -> real */
 #define MS 1000000ull
@@ -90,34 +91,6 @@ static size_t count(const char *name)
 	for (i = 0; i < ngot; i++)
 		n += !strcmp(got[i].name, name);
 	return n;
-}
-
-static const struct span_attr *attr(const struct span *sp, const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < sp->nattrs; i++)
-		if (!strcmp(sp->attrs[i].key, key))
-			return &sp->attrs[i];
-	return NULL;
-}
-
-static int64_t attr_i(const struct span *sp, const char *key)
-{
-	const struct span_attr *a = attr(sp, key);
-
-	cr_assert_not_null(a, "%s has no %s", sp->name, key);
-	cr_assert_eq(a->type, SPAN_ATTR_INT);
-	return a->i;
-}
-
-static const char *attr_s(const struct span *sp, const char *key)
-{
-	const struct span_attr *a = attr(sp, key);
-
-	cr_assert_not_null(a, "%s has no %s", sp->name, key);
-	cr_assert_eq(a->type, SPAN_ATTR_STR);
-	return a->s;
 }
 
 /* A running migration's stats as libvirt reported them 2 s into it. */
@@ -215,7 +188,7 @@ Test(vmjob, migration_out_phases_and_bytes)
 	cr_assert_eq(attr_i(m, "novamon.job.memory.dirty_rate"), 0);
 	cr_assert_eq(attr_i(m, "novamon.job.iterations"), 3);
 	cr_assert_eq(attr_i(m, "novamon.job.downtime_ms"), 33);
-	cr_assert_null(attr(m, "error.type"));
+	cr_assert_null(attr(m->attrs, m->nattrs, "error.type"));
 
 	sp = find("vm migrate setup", 0);
 	assert_child(sp, m);
@@ -233,7 +206,8 @@ Test(vmjob, migration_out_phases_and_bytes)
 	assert_child(sp, m);
 	cr_assert_eq(attr_i(sp, "novamon.job.iteration"), 2);
 	cr_assert_eq(sp->start_ns, OFF + 11100 * MS);
-	cr_assert_null(attr(sp, "novamon.job.memory.remaining_bytes"), "no poll during it");
+	cr_assert_null(attr(sp->attrs, sp->nattrs, "novamon.job.memory.remaining_bytes"),
+		       "no poll during it");
 
 	sp = find("vm migrate stop_and_copy", 0);
 	assert_child(sp, m);
@@ -305,7 +279,7 @@ Test(vmjob, cancelled_migration_is_an_error)
 	cr_assert_str_eq(attr_s(m, "error.type"), "failed");
 	cr_assert_str_eq(attr_s(m, "novamon.job.direction"), "out");
 	cr_assert_eq(attr_i(m, "novamon.job.data.processed_bytes"), 105615360, "how far it got");
-	cr_assert_null(attr(m, "novamon.job.downtime_ms"), "never paused");
+	cr_assert_null(attr(m->attrs, m->nattrs, "novamon.job.downtime_ms"), "never paused");
 	cr_assert_eq(m->start_ns, OFF + 9000 * MS);
 	cr_assert_eq(m->end_ns, OFF + 12000 * MS);
 	cr_assert_null(find("vm migrate stop_and_copy", 0));
@@ -341,7 +315,7 @@ Test(vmjob, save_has_no_migration_phases)
 	m = find("vm save", 0);
 	cr_assert_not_null(m);
 	cr_assert_eq(m->status, SPAN_STATUS_OK);
-	cr_assert_null(attr(m, "novamon.job.direction"));
+	cr_assert_null(attr(m->attrs, m->nattrs, "novamon.job.direction"));
 	cr_assert_eq(m->start_ns, OFF + 9500 * MS);
 	cr_assert_eq(m->end_ns, OFF + 10400 * MS);
 }
