@@ -143,6 +143,20 @@ def remote_write(base_url, series, timeout=30):
 # --------------------------------------------------------------------------
 # HTTP helpers
 
+def wait_for(what, pred, timeout, interval=0.5, on_timeout=None):
+    """pred()'s first true value, asked every interval s; after timeout s an
+    AssertionError naming what (and on_timeout()'s text, when given)."""
+    t_end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > t_end:
+            extra = on_timeout() if on_timeout else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

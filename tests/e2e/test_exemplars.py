@@ -33,22 +33,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import e2e  # noqa: E402
 import harness  # noqa: E402
-from e2e import log  # noqa: E402
+from e2e import log, wait_for  # noqa: E402
 
 OM_ACCEPT = ("application/openmetrics-text;version=1.0.0,"
              "application/openmetrics-text;version=0.0.1;q=0.75,"
              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-
-
-def wait_for(what, pred, timeout, interval=1.0, why=None):
-    t_end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > t_end:
-            e2e.fail(f"timed out after {timeout} s waiting for {what}" + (why() if why else ""))
-        time.sleep(interval)
 
 
 def scrape_health(prom_url):
@@ -148,7 +137,7 @@ def run(d, qemu, promtool, spans_path):
             sel = f'{{vm="{name}"}}'
             prom_ex = wait_for(f"exemplars of {sel} in Prometheus",
                                lambda: flat(query_exemplars(prom.url, sel, t0 - 5, time.time() + 5)), 40,
-                               why=lambda: scrape_health(prom.url))
+                               on_timeout=lambda: scrape_health(prom.url))
             log(f"Prometheus holds {len(prom_ex)} exemplars on {len({e[0] for e in prom_ex})} "
                 f"of the VM's families: {sorted({e[0] for e in prom_ex})}")
 
@@ -209,4 +198,7 @@ def check_formats(d, promtool, name):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AssertionError as e:  # wait_for's timeout
+        e2e.fail(str(e))

@@ -60,7 +60,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import e2e  # noqa: E402
 import harness  # noqa: E402
-from e2e import log  # noqa: E402
+from e2e import log, wait_for  # noqa: E402
 
 SINK_DIR = os.path.join(HERE, "otlp_sink")
 N_READS = 200
@@ -274,18 +274,6 @@ def transport_problems(recs):
         for p in r["problems"]:
             out.append(f"#{r['seq']} {r['path']}: {p}")
     return out
-
-
-def wait_for(what, pred, timeout, interval=0.5, on_timeout=None):
-    t_end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > t_end:
-            extra = on_timeout() if on_timeout else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}{extra}")
-        time.sleep(interval)
 
 
 def quiet_tmpdir(prefix):
