@@ -1188,6 +1188,20 @@ static int ws_flush_out(struct ws *ws, struct lws *wsi)
 		       0;
 }
 
+/* Whether sub is due a data message once its stream's newest is seq. */
+static bool ws_seq_due(const struct ws_sub *sub, uint64_t seq)
+{
+	return seq > sub->last_seq && (!sub->last_seq || seq - sub->last_seq >= sub->refresh);
+}
+
+/* Whether sub has a stream error to report (newer than its last data). */
+static bool ws_error_due(const struct ws_sub *sub)
+{
+	uint64_t eseq = atomic_load(&sub->st->error_seq);
+
+	return eseq > sub->err_seen && eseq > atomic_load(&sub->st->latest);
+}
+
 /*
  * What sub sends next: the blob, the seq it brings the subscriber to, and
  * whether more is held after it. ws->lock held. Returns 1 with *blob set
@@ -1200,9 +1214,7 @@ static int ws_next_message(struct ws *ws, struct ws_conn *c, struct ws_sub *sub,
 	struct ws_state *newest = ws_newest(st), *base = NULL, *target;
 	unsigned int pos = 0;
 
-	if (!newest || newest->seq <= sub->last_seq)
-		return 0;
-	if (sub->last_seq && newest->seq - sub->last_seq < sub->refresh)
+	if (!newest || !ws_seq_due(sub, newest->seq))
 		return 0;
 	if (sub->last_seq)
 		base = ws_find_state(st, sub->last_seq, &pos);
@@ -1221,11 +1233,9 @@ static int ws_next_message(struct ws *ws, struct ws_conn *c, struct ws_sub *sub,
 /* A due error of sub's stream, copied into msg. ws->lock held. */
 static bool ws_due_error(struct ws_sub *sub, char *msg, size_t len)
 {
-	uint64_t eseq = atomic_load(&sub->st->error_seq);
-
-	if (!eseq || eseq <= sub->err_seen || eseq <= atomic_load(&sub->st->latest))
+	if (!ws_error_due(sub))
 		return false;
-	sub->err_seen = eseq;
+	sub->err_seen = atomic_load(&sub->st->error_seq);
 	snprintf(msg, len, "%s", sub->st->error);
 	return true;
 }
@@ -1452,22 +1462,18 @@ static int ws_compose_round(struct ws *ws, struct ws_conn *c, struct ws_buf *out
 
 	for (sub = c->subs; sub; sub = sub->next) {
 		struct ws_stream *st = sub->st;
-		uint64_t eseq = atomic_load(&st->error_seq);
 
-		if (eseq > sub->err_seen && eseq > atomic_load(&st->latest))
+		if (ws_error_due(sub))
 			return 0;
-		if (!st->rnd_cur || st->rnd_cur->seq <= sub->last_seq ||
-		    (sub->last_seq && st->rnd_cur->seq - sub->last_seq < sub->refresh))
-			continue;
-		if (!sub->last_seq || !st->rnd_prev || st->rnd_prev->seq != sub->last_seq)
+		if (st->rnd_cur && ws_seq_due(sub, st->rnd_cur->seq) &&
+		    (!st->rnd_prev || st->rnd_prev->seq != sub->last_seq))
 			return 0;
 	}
 	for (sub = c->subs; sub && out->len - start < WS_WRITE_BATCH; sub = sub->next) {
 		struct ws_stream *st = sub->st;
 		struct ws_blob *blob;
 
-		if (!st->rnd_cur || st->rnd_cur->seq <= sub->last_seq ||
-		    (sub->last_seq && st->rnd_cur->seq - sub->last_seq < sub->refresh))
+		if (!st->rnd_cur || !ws_seq_due(sub, st->rnd_cur->seq))
 			continue;
 		blob = ws_round_blob(ws, st, c->enc);
 		if (!blob || ws_put_data(c, sub, blob, out))
@@ -1525,16 +1531,9 @@ static bool ws_conn_due(struct ws_conn *c)
 {
 	struct ws_sub *sub;
 
-	for (sub = c->subs; sub; sub = sub->next) {
-		uint64_t latest = atomic_load(&sub->st->latest);
-		uint64_t eseq = atomic_load(&sub->st->error_seq);
-
-		if (latest > sub->last_seq &&
-		    (!sub->last_seq || latest - sub->last_seq >= sub->refresh))
+	for (sub = c->subs; sub; sub = sub->next)
+		if (ws_seq_due(sub, atomic_load(&sub->st->latest)) || ws_error_due(sub))
 			return true;
-		if (eseq > sub->err_seen && eseq > latest)
-			return true;
-	}
 	return false;
 }
 
@@ -1597,6 +1596,24 @@ static void ws_send_bytes(struct ws_conn *c, const char *p, size_t len)
 }
 
 /*
+ * End c's piece of a chunk's buffer, begun at at: its ping after its data,
+ * or, when composing failed (or ran out of memory), nothing of it kept and
+ * c marked to be closed. Returns the piece's length.
+ */
+static size_t ws_piece_done(struct ws_conn *c, struct ws_buf *out, size_t at, bool failed,
+			    int64_t now)
+{
+	if (!failed)
+		ws_put_ping(c, out, now);
+	if (failed || out->err) {
+		c->tx_failed = true;
+		out->len = at;
+		out->err = 0;
+	}
+	return out->len - at;
+}
+
+/*
  * Write the round's connections until none is left, WS_FANOUT_CHUNK at a
  * time from a shared cursor, not a fixed share each: a writer whose CPU is
  * busier (another process, the readers' TCP input on loopback) then takes
@@ -1640,21 +1657,14 @@ static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 			c->tx_failed = false;
 			c->tx_more = false;
 			at[k] = out->len;
-			slow[k] = false;
 			if (ws_outq_ok(ws, c, ws->fan_now))
 				rc = ws_compose_round(ws, c, out, &nmsg);
 			else
 				rc = 1; /* behind: nothing this round */
-			if (rc > 0)
-				ws_put_ping(c, out, ws->fan_now);
-			if (rc < 0 || out->err) {
-				c->tx_failed = true;
-				out->len = at[k];
-				out->err = 0;
-			}
 			slow[k] = !rc;
 			any_slow |= !rc;
-			len[k] = out->len - at[k];
+			if (rc)
+				len[k] = ws_piece_done(c, out, at[k], rc < 0, ws->fan_now);
 		}
 		if (any_slow) {
 			pthread_mutex_lock(&ws->lock);
@@ -1662,19 +1672,13 @@ static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 				struct ws_conn *c = ws->fan[i];
 				size_t k = i - from;
 
+				bool failed;
+
 				if (!slow[k])
 					continue;
 				at[k] = out->len;
-				if (ws_compose(ws, c, out, &c->tx_more))
-					c->tx_failed = true;
-				else
-					ws_put_ping(c, out, ws->fan_now);
-				if (c->tx_failed || out->err) {
-					c->tx_failed = true;
-					out->len = at[k];
-					out->err = 0;
-				}
-				len[k] = out->len - at[k];
+				failed = ws_compose(ws, c, out, &c->tx_more) < 0;
+				len[k] = ws_piece_done(c, out, at[k], failed, ws->fan_now);
 			}
 			pthread_mutex_unlock(&ws->lock);
 		}
@@ -2112,7 +2116,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ------------------------------------------------------------------------ */
 
-/* The CPUs this process may run on, in cpus[] (up to max); their number. */
+/* The CPUs this process may run on, in cpus[] (up to max; NULL: count only); their number. */
 static unsigned int ws_cpus(int *cpus, unsigned int max)
 {
 	unsigned int n = 0;
@@ -2121,8 +2125,11 @@ static unsigned int ws_cpus(int *cpus, unsigned int max)
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return 0;
 	for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
-		if (CPU_ISSET(cpu, &set))
-			cpus[n++] = cpu;
+		if (CPU_ISSET(cpu, &set)) {
+			if (cpus)
+				cpus[n] = cpu;
+			n++;
+		}
 	return n;
 }
 
@@ -2213,7 +2220,7 @@ struct ws *ws__new(const struct ws_opts *opts)
 	if (ws->o.senders)
 		ws->nsenders = ws->o.senders;
 	else
-		ws->nsenders = ws_cpus((int[WS_MAX_SENDERS]){ 0 }, WS_MAX_SENDERS);
+		ws->nsenders = ws_cpus(NULL, WS_MAX_SENDERS);
 	if (ws->nsenders > WS_MAX_SENDERS)
 		ws->nsenders = WS_MAX_SENDERS;
 	if (ws->nsenders == 1)
