@@ -408,28 +408,35 @@ static void client_close(struct client *c, int ep)
 	c->len = c->cap = 0;
 }
 
-/* One text message from the server. */
+/*
+ * One text message from the server. A data message starts with
+ * {"type":"data","id":..,"seq":..,"t":<ms>,"full":<bool>: a fixed prefix,
+ * then "t" and "full" within its first 128 bytes. Parsed by hand, not with
+ * strstr()/strtod() over a copy: the load generator shares a CPU with the
+ * daemon's writers, and every cycle it spends is one they do not get.
+ */
 static void on_message(struct lat *l, const char *p, size_t len, double now)
 {
-	char tmp[128];
-	const char *t;
-	size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
+	static const char head[] = "{\"type\":\"data\"";
+	size_t n = len < 128 ? len : 128;
+	const char *t, *end = p + n;
+	long long ms = 0;
 
-	/* "type", "id", "seq", "t" and "full" come first in a data message */
-	memcpy(tmp, p, n);
-	tmp[n] = 0;
-	if (!strstr(tmp, "\"type\":\"data\"")) {
+	if (len < sizeof(head) - 1 || memcmp(p, head, sizeof(head) - 1)) {
 		l->errors++;
 		return;
 	}
 	l->data++;
-	if (strstr(tmp, "\"full\":true")) {
+	t = memmem(p, n, ",\"t\":", 5);
+	if (!t)
+		return;
+	for (t += 5; t < end && *t >= '0' && *t <= '9'; t++)
+		ms = ms * 10 + (*t - '0');
+	if (end - t >= 12 && !memcmp(t, ",\"full\":true", 12)) {
 		l->full++;
 		return;
 	}
-	t = strstr(tmp, ",\"t\":");
-	if (t)
-		lat_add(l, now - strtod(t + 5, NULL));
+	lat_add(l, now - (double)ms);
 }
 
 /* Consume whole frames in c->buf. Returns -1 when the connection is done. */
@@ -514,9 +521,9 @@ static int client_read(struct client *c, struct lat *l)
 		if (c->state == C_OPEN && parse_frames(c, l, wall_ms()))
 			return -1;
 		/*
-		 * A short read drained the socket (almost surely; if not,
-		 * level-triggered epoll reports it again): no read() for
-		 * EAGAIN, which would cost the CPU the daemon's writer shares.
+		 * A short read drained the socket: bytes that come after it
+		 * are a new edge for epoll. No read() for EAGAIN, which would
+		 * cost the CPU the daemon's writer shares.
 		 */
 		if ((size_t)n < room)
 			return 0;
@@ -560,7 +567,8 @@ static void pump(int ep, struct client *cl, struct lat *l, double secs, int port
 					client_close(c, ep);
 					continue;
 				}
-				struct epoll_event e = { .events = EPOLLIN,
+				/* edge-triggered: a read message is not polled again */
+				struct epoll_event e = { .events = EPOLLIN | EPOLLET,
 							 .data.u32 = ev[i].data.u32 };
 
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
