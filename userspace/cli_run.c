@@ -189,14 +189,18 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sleep until the next whole wall-clock second, or a signal. */
-static void sleep_to_next_second(void)
-{
-	struct timespec ts;
+/* How long before the second the tick is prepared (tick__prepare()). */
+#define TICK_PREPARE_LEAD_MS 20
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec++;
-	ts.tv_nsec = 0;
+/* Sleep until the wall-clock time sec + ms, or a signal. */
+static void sleep_until(time_t sec, long ms)
+{
+	struct timespec ts = { .tv_sec = sec, .tv_nsec = ms * 1000000L };
+
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000L;
+	}
 	while (!stop_requested &&
 	       clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -864,7 +868,14 @@ int cli_run(int argc, char **argv)
 	/* Publish at once so /health answers before the first full second. */
 	tick__run(tick, now_ms());
 	while (!stop_requested) {
-		sleep_to_next_second();
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		sleep_until(ts.tv_sec + 1, -TICK_PREPARE_LEAD_MS);
+		if (stop_requested)
+			break;
+		tick__prepare(tick, now_ms());
+		sleep_until(ts.tv_sec + 1, 0);
 		if (stop_requested)
 			break;
 		err = tick__run(tick, now_ms());

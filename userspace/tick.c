@@ -131,6 +131,8 @@ struct tick {
 	uint64_t net_overflow;
 	uint32_t init_netns;
 	double last_tick_seconds;
+	double prepare_seconds; /* of the tick__prepare() of the next tick; 0: none */
+	bool prepared;
 	uint64_t last_events;
 	uint64_t last_ms;
 	double events_per_second;
@@ -901,10 +903,28 @@ static void feed_sinks(struct tick *t, const struct metric_set *set, uint64_t no
 			t->sinks[i].flush(t->sinks[i].ctx, (int64_t)now_ms);
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void tick__prepare(struct tick *t, uint64_t now_ms)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	registry__refresh(t->reg, now_ms);
+	t->prepared = true;
+	t->prepare_seconds = seconds_since(&t0);
+}
+
 int tick__run(struct tick *t, uint64_t now_ms)
 {
 	struct metric_set *set;
-	struct timespec t0, t1;
+	struct timespec t0;
 	uint64_t events = 0, lost = 0;
 	char *health;
 	size_t dropped;
@@ -913,7 +933,11 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!t->start_ms)
 		t->start_ms = now_ms;
-	registry__refresh(t->reg, now_ms);
+	if (!t->prepared) {
+		t->prepare_seconds = 0;
+		registry__refresh(t->reg, now_ms);
+	}
+	t->prepared = false;
 	merge_workers(t, now_ms);
 	sync_vcpu_map(t); /* after the merge: the last events of a gone vCPU keep their label */
 	if (t->cap && t->cap->net) {
@@ -955,7 +979,6 @@ int tick__run(struct tick *t, uint64_t now_ms)
 	feed_sinks(t, set, now_ms);
 	metric_store__publish(t->store, set, health);
 	t->ticks++;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	t->last_tick_seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	t->last_tick_seconds = seconds_since(&t0) + t->prepare_seconds;
 	return 0;
 }
