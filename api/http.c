@@ -71,6 +71,7 @@
 #include "exposition.h"
 #include "http.h"
 #include "log.h"
+#include "lws_alloc.h"
 #include "metrics.h"
 #include "router.h"
 
@@ -1269,6 +1270,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts)
 	ipv6_opt = la.sa.ss_family == AF_INET ? LWS_SERVER_OPTION_DISABLE_IPV6 : 0;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, http_lws_log);
+	lws_alloc__install();
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | ipv6_opt |
