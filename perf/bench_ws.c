@@ -28,7 +28,8 @@
  *      /proc/PID/stat) over the window in cores.
  *
  * The load generator is one thread with raw sockets and epoll (an lws
- * client would not scale to 10,000 connections in one process); it shares
+ * client would not scale to 10,000 connections in one process) that reads
+ * in batches, napping 0.1 ms when nothing is ready (pump()); it shares
  * the machine with the daemon, so on few cores its own CPU is printed too.
  * With two CPUs or more the load generator is pinned to the last CPU and
  * the daemon may run on all of them, as it does when installed (its feed
@@ -75,6 +76,8 @@
 #define MAX_SIZES 8
 #define NVMS 10
 #define CONNECT_BATCH 256
+/* the load generator's nap when nothing is ready (pump()) */
+#define NAP_US 100
 
 /* clang-format off */
 static const char *const queries[] = {
@@ -551,15 +554,31 @@ static int client_upgrade(struct client *c, int port)
 	return 0;
 }
 
-/* Serve events for up to secs seconds (or until done() holds). */
+/*
+ * Serve events for up to secs seconds (or until done() holds). When nothing
+ * is ready the load generator naps NAP_US before it blocks, and so reads a
+ * round in batches: waking for each message, a switch in and out of this
+ * thread per read, cost the daemon's writer that shares its CPU more than
+ * the reads did (p99 at 5,000 clients 18.8-19.3 ms, with the nap
+ * 16.3-16.7 ms, three runs each, interleaved). A message that comes during
+ * a nap is read up to NAP_US later: counted in its latency.
+ */
 static void pump(int ep, struct client *cl, struct lat *l, double secs, int port,
 		 bool (*done)(void *), void *arg)
 {
+	static const struct timespec nap = { 0, NAP_US * 1000 };
 	struct epoll_event ev[512];
 	double end = mono_s() + secs;
 
 	while (mono_s() < end && !(done && done(arg))) {
-		int n = epoll_wait(ep, ev, 512, 50);
+		int n = epoll_wait(ep, ev, 512, 0);
+
+		if (n == 0) {
+			nanosleep(&nap, NULL);
+			n = epoll_wait(ep, ev, 512, 0);
+		}
+		if (n == 0)
+			n = epoll_wait(ep, ev, 512, 50);
 
 		for (int i = 0; i < n; i++) {
 			struct client *c = &cl[ev[i].data.u32];
