@@ -63,6 +63,8 @@
 #define WS_SENDER_NICE 10
 /* Connections a writer of the round takes at a time. */
 #define WS_FANOUT_CHUNK 32
+/* How far ahead of the round's walk a connection starts loading. */
+#define WS_WALK_AHEAD 8
 #define WS_MAX_SENDERS 16
 /* Bytes written between two looks at the kernel's unsent bytes. */
 #define WS_OUTQ_CHECK (32u * 1024)
@@ -160,7 +162,7 @@ struct ws_reply {
 struct ws_conn {
 	struct lws *wsi;
 	int fd;
-	struct ws_conn *next, *prev; /* ws->conns */
+	size_t slot; /* its place in ws->conns while in_list */
 	struct ws_sub *subs;
 	unsigned int nsubs;
 	struct ws_reply *rq_head, *rq_tail;
@@ -232,7 +234,8 @@ struct ws {
 	_Atomic double fanout_seconds;
 
 	/* network thread only */
-	struct ws_conn *conns;
+	struct ws_conn **conns; /* every established connection, in no order */
+	size_t nconns, conns_cap;
 	struct ws_buf out; /* LWS_PRE headroom, then the frame */
 	struct ws_proto_request req;
 
@@ -1613,6 +1616,13 @@ static size_t ws_piece_done(struct ws_conn *c, struct ws_buf *out, size_t at, bo
 	return out->len - at;
 }
 
+/* Start loading the fields of c a round reads (the first 192 bytes). */
+static void ws_prefetch_conn(const struct ws_conn *c)
+{
+	for (size_t off = 0; off < 256; off += 64)
+		__builtin_prefetch((const char *)c + off);
+}
+
 /*
  * Start loading what composing fan[from, to) reads: each connection, its
  * subscriptions (a list) and their message heads. A round touches each of
@@ -1628,8 +1638,7 @@ static void ws_prefetch_chunk(struct ws_conn *const *fan, size_t from, size_t to
 	bool more = true;
 
 	for (i = from; i < to; i++)
-		for (size_t off = 0; off < 256; off += 64)
-			__builtin_prefetch((const char *)fan[i] + off);
+		ws_prefetch_conn(fan[i]);
 	for (k = 0; k < n; k++) {
 		p[k] = fan[from + k]->subs;
 		if (p[k])
@@ -1840,7 +1849,7 @@ static void ws_service_round(struct ws *ws)
 	int64_t now = ws_now_ms();
 	int64_t stall = (int64_t)ws->o.stall_seconds * 1000;
 	int64_t ping_ms = (int64_t)ws->o.ping_seconds * 1000;
-	size_t want = (size_t)atomic_load(&ws->n_conns);
+	size_t want = ws->nconns;
 	struct timespec t0, t1;
 	bool started = false;
 	struct ws_conn *c;
@@ -1857,9 +1866,12 @@ static void ws_service_round(struct ws *ws)
 			ws->fan_cap = want;
 		}
 	}
-	for (c = ws->conns; c; c = c->next) {
+	for (i = 0; i < ws->nconns; i++) {
 		char reason[100];
 
+		c = ws->conns[i];
+		if (i + WS_WALK_AHEAD < ws->nconns)
+			ws_prefetch_conn(ws->conns[i + WS_WALK_AHEAD]);
 		if (c->close_code)
 			continue;
 		if ((c->over_since_ms && now - c->over_since_ms >= stall) ||
@@ -2020,19 +2032,27 @@ static int ws_on_filter(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	return 0;
 }
 
-static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
+/* Returns 0, or -1 (no memory to keep it) to close c. */
+static int ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 {
 	int i, sndbuf = (int)(2 * ws->o.soft_bytes);
 
+	if (ws->nconns == ws->conns_cap) {
+		size_t nc = ws->conns_cap ? ws->conns_cap * 2 : 256;
+		struct ws_conn **p = realloc(ws->conns, nc * sizeof(*p));
+
+		if (!p)
+			return -1;
+		ws->conns = p;
+		ws->conns_cap = nc;
+	}
 	c->wsi = wsi;
 	c->fd = lws_get_socket_fd(wsi);
 	c->tls = lws_is_ssl(wsi);
 	c->last_rx_ms = ws_now_ms();
 	ws_ping_jitter(ws, c);
-	c->next = ws->conns;
-	if (ws->conns)
-		ws->conns->prev = c;
-	ws->conns = c;
+	c->slot = ws->nconns;
+	ws->conns[ws->nconns++] = c;
 	c->in_list = true;
 	atomic_fetch_add(&ws->n_conns, 1);
 	/*
@@ -2054,6 +2074,7 @@ static void ws_on_established(struct ws *ws, struct ws_conn *c, struct lws *wsi)
 	free(c->widgets);
 	c->widgets = NULL;
 	c->nwidgets = 0;
+	return 0;
 }
 
 static void ws_on_closed(struct ws *ws, struct ws_conn *c)
@@ -2062,12 +2083,10 @@ static void ws_on_closed(struct ws *ws, struct ws_conn *c)
 	struct ws_reply *r;
 
 	if (c->in_list) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			ws->conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		struct ws_conn *last = ws->conns[--ws->nconns];
+
+		ws->conns[c->slot] = last;
+		last->slot = c->slot;
 		c->in_list = false;
 		atomic_fetch_sub(&ws->n_conns, 1);
 	}
@@ -2118,8 +2137,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_ESTABLISHED:
 		if (!c)
 			return -1;
-		ws_on_established(ws, c, wsi);
-		return 0;
+		return ws_on_established(ws, c, wsi);
 	case LWS_CALLBACK_RECEIVE:
 		if (!c)
 			return -1;
@@ -2336,6 +2354,7 @@ void ws__free(struct ws *ws)
 	}
 	free(ws->senders);
 	free(ws->fan);
+	free(ws->conns);
 	pthread_cond_destroy(&ws->fan_done);
 	pthread_cond_destroy(&ws->fan_go);
 	pthread_mutex_destroy(&ws->fan_lock);
