@@ -351,7 +351,20 @@ struct client {
 	int state;
 	char *buf;
 	size_t len, cap;
+	unsigned char pong[140]; /* the answer to the newest ping, not sent yet */
+	size_t pong_len;
 };
+
+/*
+ * Clients with a pong to send. Pongs wait until the load generator has
+ * nothing to read (pongs_flush()): sent at once, each a write() whose TCP
+ * input on loopback also runs on this CPU, they came in the middle of the
+ * round they arrived in, on the CPU of one of the daemon's writers. A
+ * client answers only the newest ping it has (RFC 6455 5.5.3 allows it);
+ * the daemon waits 10 s for a pong.
+ */
+static struct client **pongs;
+static size_t npongs, pongs_cap;
 
 struct lat {
 	float *v;
@@ -406,6 +419,7 @@ static size_t ws_frame(unsigned char *out, int opcode, const void *p, size_t len
 
 static void client_close(struct client *c, int ep)
 {
+	c->pong_len = 0; /* pongs_flush() skips it */
 	if (c->fd >= 0) {
 		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
@@ -477,11 +491,19 @@ static int parse_frames(struct client *c, struct lat *l, double now)
 		if (op == 1) {
 			on_message(l, (char *)b + h, (size_t)n, now);
 		} else if (op == 9 && n < 126) {
-			unsigned char pong[140];
-			size_t k = ws_frame(pong, 10, b + h, (size_t)n);
+			if (!c->pong_len) {
+				if (npongs == pongs_cap) {
+					size_t nc = pongs_cap ? pongs_cap * 2 : 1024;
+					struct client **p = realloc(pongs, nc * sizeof(*p));
 
-			if (write(c->fd, pong, k) < 0)
-				return -1;
+					if (!p)
+						return -1;
+					pongs = p;
+					pongs_cap = nc;
+				}
+				pongs[npongs++] = c;
+			}
+			c->pong_len = ws_frame(c->pong, 10, b + h, (size_t)n);
 		} else if (op == 8) {
 			l->closes++;
 			return -1;
@@ -554,6 +576,23 @@ static int client_upgrade(struct client *c, int port)
 	return 0;
 }
 
+/* Send the pongs that wait. */
+static void pongs_flush(void)
+{
+	for (size_t i = 0; i < npongs; i++) {
+		struct client *c = pongs[i];
+
+		if (c->pong_len && c->fd >= 0) {
+			/* when it fails, the daemon closed it: the next read sees that */
+			ssize_t w = write(c->fd, c->pong, c->pong_len);
+
+			(void)w;
+		}
+		c->pong_len = 0;
+	}
+	npongs = 0;
+}
+
 /*
  * Serve events for up to secs seconds (or until done() holds). When nothing
  * is ready the load generator naps NAP_US before it blocks, and so reads a
@@ -577,8 +616,10 @@ static void pump(int ep, struct client *cl, struct lat *l, double secs, int port
 			nanosleep(&nap, NULL);
 			n = epoll_wait(ep, ev, 512, 0);
 		}
-		if (n == 0)
+		if (n == 0) {
+			pongs_flush();
 			n = epoll_wait(ep, ev, 512, 50);
+		}
 
 		for (int i = 0; i < n; i++) {
 			struct client *c = &cl[ev[i].data.u32];
