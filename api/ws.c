@@ -1664,10 +1664,10 @@ static void ws_prefetch_chunk(struct ws_conn *const *fan, size_t from, size_t to
  * time from a shared cursor, not a fixed share each: a writer whose CPU is
  * busier (another process, the readers' TCP input on loopback) then takes
  * fewer, and the round ends when the fastest would have ended it. A chunk
- * is composed under one hold of ws->lock, then sent: the writers do not
- * queue on the lock once per connection. Only the chunk's connections and
- * what ws->lock guards are touched: the network thread waits for the
- * senders meanwhile.
+ * is composed, then sent: most connections without ws->lock
+ * (ws_compose_round()), the rest of the chunk under one hold of it. Only
+ * the chunk's connections and what ws->lock guards are touched: the
+ * network thread waits for the senders meanwhile.
  */
 static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 {
@@ -1718,7 +1718,6 @@ static void ws_send_chunks(struct ws *ws, struct ws_buf *out)
 			for (i = from; i < to; i++) {
 				struct ws_conn *c = ws->fan[i];
 				size_t k = i - from;
-
 				bool failed;
 
 				if (!slow[k])
@@ -2272,13 +2271,13 @@ struct ws *ws__new(const struct ws_opts *opts)
 	pthread_mutex_init(&ws->fan_lock, NULL);
 	pthread_cond_init(&ws->fan_go, NULL);
 	pthread_cond_init(&ws->fan_done, NULL);
-	/* one writer is the network thread itself, through lws */
 	if (ws->o.senders)
 		ws->nsenders = ws->o.senders;
 	else
 		ws->nsenders = ws_cpus(NULL, WS_MAX_SENDERS);
 	if (ws->nsenders > WS_MAX_SENDERS)
 		ws->nsenders = WS_MAX_SENDERS;
+	/* one writer: the network thread itself, through lws, and no sender */
 	if (ws->nsenders == 1)
 		ws->nsenders = 0;
 	atomic_init(&ws->kick, 0);
