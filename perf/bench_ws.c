@@ -363,8 +363,8 @@ struct client {
  * client answers only the newest ping it has (RFC 6455 5.5.3 allows it);
  * the daemon waits 10 s for a pong.
  */
-static struct client **pongs;
-static size_t npongs, pongs_cap;
+static struct client **pongs; /* room for every client: each is in it once at most */
+static size_t npongs;
 
 struct lat {
 	float *v;
@@ -491,18 +491,8 @@ static int parse_frames(struct client *c, struct lat *l, double now)
 		if (op == 1) {
 			on_message(l, (char *)b + h, (size_t)n, now);
 		} else if (op == 9 && n < 126) {
-			if (!c->pong_len) {
-				if (npongs == pongs_cap) {
-					size_t nc = pongs_cap ? pongs_cap * 2 : 1024;
-					struct client **p = realloc(pongs, nc * sizeof(*p));
-
-					if (!p)
-						return -1;
-					pongs = p;
-					pongs_cap = nc;
-				}
+			if (!c->pong_len)
 				pongs[npongs++] = c;
-			}
 			c->pong_len = ws_frame(c->pong, 10, b + h, (size_t)n);
 		} else if (op == 8) {
 			l->closes++;
@@ -718,7 +708,9 @@ static int run_size(int n, struct result *r)
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	cl = calloc((size_t)n, sizeof(*cl));
-	if (ep < 0 || !cl)
+	npongs = 0;
+	pongs = calloc((size_t)n, sizeof(*pongs));
+	if (ep < 0 || !cl || !pongs)
 		goto out;
 	rss0 = proc_rss(srv.pid);
 	for (int i = 0; i < n; i++) {
@@ -806,6 +798,8 @@ out:
 	for (int i = 0; cl && i < n; i++)
 		client_close(&cl[i], ep);
 	free(cl);
+	free(pongs);
+	pongs = NULL;
 	free(l.v);
 	if (ep >= 0)
 		close(ep);
